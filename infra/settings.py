@@ -1,0 +1,337 @@
+"""One typed, validated model of a stack's configuration.
+
+The stack's config (``Pulumi.<stack>.yaml``, namespace ``triton-platform:``) is parsed exactly once,
+before any resource is declared. Every invalid value fails here with a message that names the key,
+the value and the fix; components receive these frozen objects and never read ``pulumi.Config``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra import gpus, versions
+
+PROJECT = "triton-platform"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A stack config that cannot be deployed; each line names key, value and fix."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"invalid stack config in {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors (a typo must not silently fall back to a default); camelCase keys in
+    # YAML, snake_case in Python; frozen so components cannot mutate shared settings.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 CIDR block ({exc}); write it like 10.0.0.0/16") from None
+
+
+class ExistingVpc(_Model):
+    """Deploy into a VPC that already exists instead of creating one."""
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    public_subnet_ids: list[str] = Field(min_length=1)
+    private_subnet_ids: list[str] = Field(min_length=2)
+
+    @field_validator("public_subnet_ids", "private_subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not i.startswith("subnet-")]
+        if bad:
+            raise ValueError(f"{bad} are not subnet ids; use ids like subnet-0abc1234")
+        return ids
+
+
+class NetworkSettings(_Model):
+    az_count: int = Field(ge=2, le=6)
+    vpc_cidr: str = "10.0.0.0/16"
+    # "single": one NAT gateway for the VPC (cheap, one AZ is a single point of failure);
+    # "per-az": one per AZ so losing an AZ never cuts egress for the others.
+    nat_gateways: Literal["single", "per-az"] = "single"
+    existing_vpc: ExistingVpc | None = None
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        cidr = _cidr(value)
+        prefix = ipaddress.IPv4Network(cidr).prefixlen
+        if not 16 <= prefix <= 20:
+            raise ValueError(f"prefix /{prefix} is outside /16../20; EKS needs room for pod IPs, use e.g. 10.0.0.0/16")
+        return cidr
+
+
+class ClusterSettings(_Model):
+    kubernetes_version: str = versions.KUBERNETES_VERSION
+    endpoint_private_access: bool = True
+    endpoint_public_access: bool = False
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    # IAM principals (roles/users) granted cluster admin through access entries.
+    admin_principal_arns: list[str] = Field(default_factory=list)
+    log_retention_days: int = Field(default=90, ge=1, le=3653)
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _public_cidrs(cls, values: list[str]) -> list[str]:
+        return [_cidr(v) for v in values]
+
+    @field_validator("admin_principal_arns")
+    @classmethod
+    def _arns(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not v.startswith("arn:aws:iam::")]
+        if bad:
+            raise ValueError(f"{bad} are not IAM ARNs; use arn:aws:iam::<account>:role/<name>")
+        return values
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ClusterSettings:
+        if not (self.endpoint_private_access or self.endpoint_public_access):
+            raise ValueError("endpointPrivateAccess and endpointPublicAccess are both false; enable at least one")
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            raise ValueError("endpointPublicAccess is true but publicAccessCidrs is empty; list the CIDRs allowed")
+        return self
+
+
+class _Scaling(_Model):
+    min_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+    desired_size: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min_size > self.max_size:
+            raise ValueError(f"minSize {self.min_size} > maxSize {self.max_size}; make minSize <= maxSize")
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                f"desiredSize {self.desired_size} is outside [minSize {self.min_size}, maxSize {self.max_size}]"
+            )
+        return self
+
+
+class SystemNodeGroup(_Scaling):
+    instance_types: list[str] = Field(min_length=1)
+    disk_size_gib: int = Field(default=50, ge=20, le=2000)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _cpu_only(cls, types: list[str]) -> list[str]:
+        gpu = [t for t in types if gpus.sku_of_instance(t)]
+        if gpu:
+            raise ValueError(f"{gpu} are GPU instance types; the system group runs add-ons, use e.g. m7i.large")
+        return types
+
+
+class GpuPool(_Scaling):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    role: Literal["llm", "speech"]
+    instance_types: list[str] = Field(min_length=1)
+    gpu_sku: str
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    # Root volume holds the Triton image (~15 GB for the TRT-LLM flavour) plus engines and checkpoints.
+    disk_size_gib: int = Field(default=200, ge=100, le=4000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("gpu_sku")
+    @classmethod
+    def _known_sku(cls, sku: str) -> str:
+        if sku not in gpus.GPU_SKUS:
+            raise ValueError(f"unknown GPU SKU; use one of {sorted(gpus.GPU_SKUS)}")
+        return sku
+
+    @model_validator(mode="after")
+    def _types_carry_sku(self) -> GpuPool:
+        for itype in self.instance_types:
+            carried = gpus.sku_of_instance(itype)
+            if carried is None:
+                families = sorted(gpus.INSTANCE_FAMILY_SKU)
+                raise ValueError(f"instance type {itype!r} has no GPU; use a GPU family: {families}")
+            if carried != self.gpu_sku:
+                raise ValueError(
+                    f"instance type {itype!r} carries {carried}, not gpuSku {self.gpu_sku!r}; "
+                    "an engine is built for one GPU, so a pool holds one SKU"
+                )
+        return self
+
+    @property
+    def compute_capability(self) -> str:
+        return gpus.GPU_SKUS[self.gpu_sku].compute_capability
+
+
+class DevicePluginSettings(_Model):
+    # Time-slicing lets several pods share one GPU (dev economy); it gives no memory isolation,
+    # so production pools keep "none".
+    sharing: Literal["none", "time-slicing"] = "none"
+    replicas: int = Field(default=1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> DevicePluginSettings:
+        if self.sharing == "none" and self.replicas != 1:
+            raise ValueError(f"replicas {self.replicas} needs sharing: time-slicing; set sharing or replicas: 1")
+        return self
+
+
+class ModelSelection(_Model):
+    enabled: bool = True
+    precision: str | None = None
+
+
+class MonitoringSettings(_Model):
+    retention: str = Field(default="15d", pattern=r"^[0-9]+(h|d|w|y)$")
+    retention_size: str = Field(default="45GB", pattern=r"^[0-9]+(MB|GB|TB)$")
+    storage_gib: int = Field(default=50, ge=10, le=10000)
+    storage_class: str = "gp3"
+    alertmanager_config_secret: str | None = None
+    expose_grafana: bool = False
+
+
+class Settings(_Model):
+    """A whole stack: which environment, where, what cluster, which GPU pools and models."""
+
+    environment: Literal["dev", "prod"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    network: NetworkSettings
+    cluster: ClusterSettings = ClusterSettings()
+    system_node_group: SystemNodeGroup
+    gpu_pools: list[GpuPool] = Field(min_length=1)
+    device_plugin: DevicePluginSettings = DevicePluginSettings()
+    models: dict[str, ModelSelection] = Field(default_factory=dict)
+    monitoring: MonitoringSettings = MonitoringSettings()
+    # protect: stateful resources (bucket, ECR, KMS key) refuse deletion by `pulumi destroy`.
+    protect: bool = False
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("gpu_pools")
+    @classmethod
+    def _unique_pools(cls, pools: list[GpuPool]) -> list[GpuPool]:
+        names = [p.name for p in pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names {dupes} repeat; give every GPU pool a unique name")
+        return pools
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.environment != "prod":
+            return self
+        if self.network.existing_vpc is None and self.network.az_count < 3:
+            raise ValueError(
+                f"network.azCount {self.network.az_count}: prod needs at least 3 AZs to survive losing one"
+            )
+        if self.network.existing_vpc is None and self.network.nat_gateways != "per-az":
+            raise ValueError("network.natGateways 'single': prod needs 'per-az' so one AZ outage keeps egress")
+        if self.cluster.endpoint_public_access:
+            raise ValueError("cluster.endpointPublicAccess true: prod keeps the API endpoint private; set it false")
+        spot_llm = [p.name for p in self.gpu_pools if p.role == "llm" and p.capacity_type == "SPOT"]
+        if spot_llm:
+            raise ValueError(f"gpuPools {spot_llm}: prod LLM pools run ON_DEMAND (spot reclaims drop sessions)")
+        return self
+
+    def pools(self, role: str) -> list[GpuPool]:
+        return [p for p in self.gpu_pools if p.role == role]
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config values to programs as JSON strings."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+def _key_path(loc: tuple[Any, ...], raw: Mapping[str, Any]) -> tuple[str, Any]:
+    """Turn a pydantic error location into the config key a user edits, plus the offending value."""
+    parts: list[str] = []
+    value: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]"
+        else:
+            parts.append(str(item))
+        if isinstance(value, Mapping):
+            value = value.get(item, "<missing>")
+        elif isinstance(value, list) and isinstance(item, int) and item < len(value):
+            value = value[item]
+        else:
+            value = "<missing>"
+    namespace = "aws" if parts and parts[0] == "region" else PROJECT
+    key = f"{namespace}:{'.'.join(parts)}"
+    return key, value
+
+
+def parse_settings(raw: Mapping[str, Any], source: str = "stack config") -> Settings:
+    """Validate a namespace-stripped config mapping; raise SettingsError naming key, value and fix."""
+    decoded = {k: _decode(v) for k, v in raw.items()}
+    try:
+        return Settings.model_validate(decoded)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key, value = _key_path(err["loc"], decoded)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                msg = "required key is missing; add it to the stack config (see Pulumi.yaml for its description)"
+            elif err["type"] == "extra_forbidden":
+                msg = "unknown key; remove it or fix its spelling (Pulumi.yaml lists every key)"
+            elif err["type"] == "literal_error":
+                msg = f"not allowed; {msg}"
+            problems.append(f"{key} = {json.dumps(value, default=str)}: {msg}")
+        raise SettingsError(source, problems) from None
+
+
+def settings_from_pulumi_config(config: Mapping[str, Any], source: str = "stack config") -> Settings:
+    """Build Settings from a full Pulumi config map (keys like ``triton-platform:network``, ``aws:region``)."""
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT:
+            raw[name] = value
+        elif key == "aws:region":
+            raw["region"] = value
+    return parse_settings(raw, source)
+
+
+def stack_config_path(stack: str, root: Path = REPO_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The ``config:`` map of ``Pulumi.<stack>.yaml``, as the Pulumi engine would hand it over."""
+    path = stack_config_path(stack, root)
+    if not path.is_file():
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise SettingsError(str(path), [f"stack {stack!r} has no config file; known stacks: {stacks}"])
+    document = yaml.safe_load(path.read_text()) or {}
+    return dict(document.get("config") or {})
+
+
+def load_stack_settings(stack: str, root: Path = REPO_ROOT) -> Settings:
+    """Parse ``Pulumi.<stack>.yaml`` offline (CLIs, tests, the plan command)."""
+    path = stack_config_path(stack, root)
+    return settings_from_pulumi_config(read_stack_config(stack, root), source=path.name)
