@@ -267,8 +267,15 @@ def _cpu(weights: str, python_model: str, artifact: Artifact | None, count: int 
     )
 
 
-def _gpu_python(python_model: str, kind: InstanceKind, artifact: Artifact | None = None, *, gpus_=(), count=1,
-                **params: str) -> Serving:  # fmt: skip
+def _gpu_python(
+    python_model: str,
+    kind: InstanceKind,
+    artifact: Artifact | None = None,
+    *,
+    gpus_: tuple[int, ...] = (),
+    count: int = 1,
+    **params: str,
+) -> Serving:
     return Serving(
         instance_group=InstanceGroup(kind, count, tuple(gpus_)),
         weights=WEIGHTS_PRODUCTION,
@@ -307,7 +314,7 @@ _LLM_PRECISION = Precision("fp8", ("fp8", "bf16"))
 _LLM_MEMORY = MappingProxyType({"fp8": 20_480, "bf16": 28_672})
 
 
-def _llm_gpu(checkpoint_note: str) -> Serving:
+def _llm_gpu() -> Serving:
     # TensorRT-LLM 1.x (inside the 25.10 trtllm-python image) moved to its PyTorch backend and deprecated
     # the trtllm-build engine + C++ `tensorrtllm` backend flow (inflight_batcher_llm ensemble). The
     # supported Triton path is the LLM API running in Triton's Python backend (TensorRT-LLM's own
@@ -324,7 +331,8 @@ def _llm_gpu(checkpoint_note: str) -> Serving:
         max_num_tokens="8192",
         max_seq_len="8192",
         max_inflight_requests="64",
-        checkpoint=checkpoint_note,
+        # The quantized checkpoint the engine build produced, synced into the version directory.
+        checkpoint_dir="checkpoint",
     )
 
 
@@ -351,7 +359,7 @@ LLM_CHAT = ModelSpec(
     pool="llm",
     latency_slo_p99_ms=400,  # time to first token
     decoupled=True,
-    serving=MappingProxyType({"gpu": _llm_gpu("quantized by engines/ (ModelOpt)"), "cpu": _llm_cpu(seed=0)}),
+    serving=MappingProxyType({"gpu": _llm_gpu(), "cpu": _llm_cpu(seed=0)}),
 )
 
 LLM_SUPPORT = ModelSpec(
@@ -367,7 +375,7 @@ LLM_SUPPORT = ModelSpec(
     pool="llm",
     latency_slo_p99_ms=400,
     decoupled=True,
-    serving=MappingProxyType({"gpu": _llm_gpu("quantized by engines/ (ModelOpt)"), "cpu": _llm_cpu(seed=1)}),
+    serving=MappingProxyType({"gpu": _llm_gpu(), "cpu": _llm_cpu(seed=1)}),
     lora=LoraVariant(base="llm_chat", adapter=Artifact("store://sources/llama-3.1-8b-support-lora")),
 )
 
