@@ -1,0 +1,546 @@
+"""Render a Triton model repository for one target from the catalog.
+
+Every ``config.pbtxt`` is built as a ``tritonclient.grpc.model_config_pb2.ModelConfig`` message and
+written with ``google.protobuf.text_format``: no string templates, so no placeholder can survive. The
+repository is written into a temporary sibling directory, parsed back and validated
+(:func:`validate_repository`), and only then renamed to ``out``; on any error nothing is left behind.
+
+Layout written::
+
+    <out>/repository.json            what was rendered: target, models, weights labels, artifacts
+    <out>/<model>/config.pbtxt
+    <out>/<model>/1/model.py ...     Python backend: files of model_repo/python_models/<python_model>/
+    <out>/<model>/1/<artifact>       cpu target: built by model_repo.artifacts.build_cpu_artifact
+
+On the ``gpu`` target the weights (TensorRT plans, the LLM checkpoints, packaged files) are not
+written here: ``repository.json`` lists, per model version directory, the file each model expects and
+the artifact it comes from, and the deployment syncs them from the content-addressed model store.
+
+Inputs: the selected catalog specs (``catalog.select`` + ``catalog.apply_overrides``), the target and
+``llm_variants`` (``"separate"``: each LLM variant is its own model; ``"lora"``: gpu target serves LoRA
+variants as adapters on their base model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from model_repo.catalog import (
+    AUDIO_SAMPLE_RATE,
+    TARGETS,
+    Batching,
+    CatalogError,
+    EngineSpec,
+    InstanceGroup,
+    ModelSpec,
+    Tensor,
+    effective_batching,
+)
+
+PYTHON_MODELS_DIR = Path(__file__).resolve().parent / "python_models"
+# Files under python_models/_common/ are copied into every Python model's version directory as the
+# package `_common` (the Python backend puts the version directory on sys.path).
+COMMON_DIR = "_common"
+MANIFEST = "repository.json"
+VERSION = "1"
+PLAN_FILENAME = "model.plan"
+LLM_VARIANT_MODES = ("separate", "lora")
+
+# What each target may run. cpu: the Python backend only (no TensorRT, one image-free runtime).
+ALLOWED_BACKENDS = {"gpu": {"python"}, "cpu": {"python"}}
+ALLOWED_PLATFORMS = {"gpu": {"tensorrt_plan"}, "cpu": set()}
+_UNRESOLVED = re.compile(r"\$\{|\{\{|\}\}|<no value>")
+
+ArtifactBuilder = Callable[[ModelSpec, Path], Path]
+
+
+class RenderError(ValueError):
+    """The repository cannot be rendered or failed validation; nothing was written."""
+
+
+@dataclass(frozen=True)
+class RenderedModel:
+    name: str
+    role: str
+    weights: str
+    precision: str
+    config: mc.ModelConfig
+    python_model: str | None = None
+    spec: ModelSpec | None = None  # None for engines (internal models)
+    artifacts: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    out: Path
+    target: str
+    models: tuple[RenderedModel, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+
+# --- protobuf construction ------------------------------------------------------------------------
+
+
+def _dtype(tensor: Tensor) -> int:
+    return mc.DataType.Value(tensor.dtype)
+
+
+def _input(tensor: Tensor) -> mc.ModelInput:
+    msg = mc.ModelInput(name=tensor.name, data_type=_dtype(tensor), dims=list(tensor.dims), optional=tensor.optional)
+    if tensor.reshape is not None:
+        msg.reshape.shape.extend(tensor.reshape)
+        # An empty reshape must still be present in the message: mark the submessage as set.
+        msg.reshape.SetInParent()
+    return msg
+
+
+def _output(tensor: Tensor) -> mc.ModelOutput:
+    msg = mc.ModelOutput(name=tensor.name, data_type=_dtype(tensor), dims=list(tensor.dims))
+    if tensor.reshape is not None:
+        msg.reshape.shape.extend(tensor.reshape)
+        msg.reshape.SetInParent()
+    return msg
+
+
+def _instance_group(group: InstanceGroup, name: str) -> mc.ModelInstanceGroup:
+    kind = mc.ModelInstanceGroup.Kind.Value(group.kind)
+    return mc.ModelInstanceGroup(name=name, kind=kind, count=group.count, gpus=list(group.gpus))
+
+
+def _batching(config: mc.ModelConfig, batching: Batching) -> None:
+    config.max_batch_size = batching.max_batch_size
+    if batching.dynamic:
+        config.dynamic_batching.preferred_batch_size.extend(batching.preferred_batch_sizes)
+        config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
+
+
+def _parameters(config: mc.ModelConfig, params: Mapping[str, str]) -> None:
+    for key, value in sorted(params.items()):
+        config.parameters[key].string_value = str(value)
+
+
+def model_config(spec: ModelSpec, target: str, *, lora_adapters: Mapping[str, str] | None = None) -> mc.ModelConfig:
+    """The ModelConfig of a public model on ``target``."""
+    serving = spec.target(target)
+    config = mc.ModelConfig(name=spec.name)
+    if serving.backend:
+        config.backend = serving.backend
+    if serving.platform:
+        config.platform = serving.platform
+    if serving.default_model_filename:
+        config.default_model_filename = serving.default_model_filename
+    _batching(config, effective_batching(spec, target))
+    inputs = list(spec.inputs)
+    if lora_adapters:
+        inputs.append(Tensor("LORA_NAME", "TYPE_STRING", (1,), optional=True))
+    config.input.extend(_input(t) for t in inputs)
+    config.output.extend(_output(t) for t in spec.outputs)
+    config.instance_group.append(_instance_group(serving.instance_group, f"{spec.name}_{target}"))
+    if spec.decoupled:
+        config.model_transaction_policy.decoupled = True
+    params = dict(serving.parameters)
+    params["role"] = spec.role
+    params["weights"] = serving.weights
+    if target == "gpu":
+        params["precision"] = spec.precision_in_use
+    if any(t.name == "SAMPLE_RATE" for t in spec.inputs):
+        params["sample_rate"] = str(AUDIO_SAMPLE_RATE)
+    if lora_adapters:
+        params["lora_adapters"] = json.dumps(dict(lora_adapters), sort_keys=True)
+    _parameters(config, params)
+    return config
+
+
+def engine_config(engine: EngineSpec, parent: ModelSpec) -> mc.ModelConfig:
+    """The ModelConfig of a gpu-target TensorRT engine a public model calls through BLS."""
+    config = mc.ModelConfig(name=engine.name, platform="tensorrt_plan", default_model_filename=PLAN_FILENAME)
+    _batching(config, engine.batching)
+    config.input.extend(_input(t) for t in engine.inputs)
+    config.output.extend(_output(t) for t in engine.outputs)
+    config.instance_group.append(_instance_group(engine.instance_group, f"{engine.name}_gpu"))
+    _parameters(config, {"role": parent.role, "engine_of": parent.name, "precision": parent.precision_in_use})
+    return config
+
+
+# --- planning (in memory, before anything touches the disk) ---------------------------------------
+
+
+def plan(specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separate") -> list[RenderedModel]:
+    """Every model the repository will hold, with its config; raises RenderError on any problem."""
+    if target not in TARGETS:
+        raise RenderError(f"target {target!r} is not one of {list(TARGETS)}")
+    if llm_variants not in LLM_VARIANT_MODES:
+        raise RenderError(f"llm_variants {llm_variants!r} is not one of {list(LLM_VARIANT_MODES)}")
+    if not specs:
+        raise RenderError("no models selected; enable at least one model in the stack config")
+    by_name = {s.name: s for s in specs}
+    if len(by_name) != len(specs):
+        raise RenderError(f"duplicate model names in selection: {[s.name for s in specs]}")
+    for spec in specs:
+        for dep in spec.depends_on:
+            if dep not in by_name:
+                raise RenderError(f"model {spec.name!r} calls {dep!r}, which is not selected; enable {dep!r}")
+
+    # LoRA mode: on the gpu target, a LoRA variant rides on its base model as an adapter.
+    adapters: dict[str, dict[str, str]] = {}
+    folded: set[str] = set()
+    if llm_variants == "lora" and target == "gpu":
+        for spec in specs:
+            if spec.lora is None:
+                continue
+            base = by_name.get(spec.lora.base)
+            if base is None:
+                raise RenderError(
+                    f"llm_variants 'lora': {spec.name!r} is an adapter on {spec.lora.base!r}, which is not "
+                    f"selected; enable {spec.lora.base!r} or use llm_variants 'separate'"
+                )
+            if base.precision_in_use != spec.precision_in_use:
+                raise RenderError(
+                    f"llm_variants 'lora': {spec.name!r} precision {spec.precision_in_use!r} differs from its base "
+                    f"{base.name!r} ({base.precision_in_use!r}); an adapter runs on the base's weights, set both alike"
+                )
+            adapters.setdefault(base.name, {})[spec.name] = spec.lora.adapter.uri
+            folded.add(spec.name)
+        referenced = {dep for s in specs for dep in s.depends_on} & folded
+        if referenced:
+            raise RenderError(f"llm_variants 'lora': {sorted(referenced)} are called by name; use 'separate'")
+
+    rendered: list[RenderedModel] = []
+    for spec in specs:
+        if spec.name in folded:
+            continue
+        serving = spec.target(target)
+        try:
+            config = model_config(spec, target, lora_adapters=adapters.get(spec.name))
+        except (ValueError, CatalogError) as exc:
+            raise RenderError(f"model {spec.name!r}: {exc}") from None
+        artifacts: list[dict[str, Any]] = []
+        if target == "gpu":
+            artifacts = _gpu_artifacts(spec, adapters.get(spec.name))
+        rendered.append(
+            RenderedModel(
+                name=spec.name,
+                role=spec.role,
+                weights=serving.weights,
+                precision=spec.precision_in_use if target == "gpu" else "fp32",
+                config=config,
+                python_model=serving.python_model if serving.backend == "python" else None,
+                spec=spec,
+                artifacts=tuple(artifacts),
+            )
+        )
+        if target == "gpu":
+            for engine in spec.engines:
+                rendered.append(
+                    RenderedModel(
+                        name=engine.name,
+                        role=spec.role,
+                        weights=serving.weights,
+                        precision=spec.precision_in_use,
+                        config=engine_config(engine, spec),
+                        artifacts=(
+                            {
+                                "path": f"{VERSION}/{PLAN_FILENAME}",
+                                "kind": "tensorrt-engine",
+                                "source": engine.source.uri,
+                                "precision": spec.precision_in_use,
+                            },
+                        ),
+                    )
+                )
+    validate_configs({m.name: m.config for m in rendered}, target)
+    return rendered
+
+
+def _gpu_artifacts(spec: ModelSpec, adapters: Mapping[str, str] | None) -> list[dict[str, Any]]:
+    """What the deployment must place in the version directory of a gpu-target public model."""
+    serving = spec.target("gpu")
+    found: list[dict[str, Any]] = []
+    if spec.role == "llm":
+        found.append(
+            {
+                "path": f"{VERSION}/{serving.parameters.get('checkpoint_dir', 'checkpoint')}",
+                "kind": "llm-checkpoint",
+                "source": spec.source.uri,
+                "precision": spec.precision_in_use,
+            }
+        )
+        for name, uri in sorted((adapters or {}).items()):
+            found.append({"path": f"{VERSION}/lora/{name}", "kind": "lora-adapter", "source": uri})
+    elif serving.artifact is not None:
+        found.append(
+            {
+                "path": f"{VERSION}/{serving.artifact.uri.rstrip('/').rsplit('/', 1)[-1]}",
+                "kind": "file",
+                "source": serving.artifact.uri,
+                "sha256": serving.artifact.sha256,
+            }
+        )
+    return found
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def _check_tensors(model: str, kind: str, tensors: Iterable[Any], problems: list[str]) -> None:
+    names = []
+    for t in tensors:
+        names.append(t.name)
+        if not t.name:
+            problems.append(f"{model}: an {kind} has no name")
+        if t.data_type == mc.TYPE_INVALID:
+            problems.append(f"{model}: {kind} {t.name!r} has no valid data_type")
+        if not t.dims or any(d == 0 or d < -1 for d in t.dims):
+            problems.append(f"{model}: {kind} {t.name!r} dims {list(t.dims)} must be positive sizes or -1")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"{model}: {kind} names repeat: {dupes}")
+
+
+def validate_configs(configs: Mapping[str, mc.ModelConfig], target: str) -> None:
+    """Check a set of configs as one repository; raise RenderError listing every problem."""
+    problems: list[str] = []
+    for key, config in configs.items():
+        name = config.name
+        if name != key:
+            problems.append(f"{key}: config name {name!r} differs from its directory {key!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name or ""):
+            problems.append(f"{key}: model name {name!r} is not a valid directory/model name")
+        if bool(config.backend) == bool(config.platform):
+            problems.append(f"{name}: set exactly one of backend ({config.backend!r}) / platform ({config.platform!r})")
+        if config.backend and config.backend not in ALLOWED_BACKENDS[target]:
+            problems.append(f"{name}: backend {config.backend!r} not allowed on {target}")
+        if config.platform and config.platform not in ALLOWED_PLATFORMS[target]:
+            problems.append(f"{name}: platform {config.platform!r} not allowed on {target}")
+        if config.max_batch_size < 0:
+            problems.append(f"{name}: max_batch_size {config.max_batch_size} < 0")
+        if config.HasField("dynamic_batching"):
+            if config.max_batch_size == 0:
+                problems.append(f"{name}: dynamic_batching needs max_batch_size > 0")
+            bad = [p for p in config.dynamic_batching.preferred_batch_size if not 1 <= p <= config.max_batch_size]
+            if bad:
+                problems.append(f"{name}: preferred_batch_size {bad} outside 1..{config.max_batch_size}")
+        if config.model_transaction_policy.decoupled and config.backend != "python":
+            problems.append(f"{name}: decoupled needs the python backend here")
+        if not config.input or not config.output:
+            problems.append(f"{name}: needs at least one input and one output")
+        _check_tensors(name, "input", config.input, problems)
+        _check_tensors(name, "output", config.output, problems)
+        if not config.instance_group:
+            problems.append(f"{name}: no instance_group")
+        for group in config.instance_group:
+            if group.count < 1:
+                problems.append(f"{name}: instance_group {group.name!r} count {group.count} < 1")
+            if target == "cpu" and group.kind != mc.ModelInstanceGroup.KIND_CPU:
+                problems.append(f"{name}: the cpu target runs KIND_CPU only")
+            if group.gpus and group.kind != mc.ModelInstanceGroup.KIND_GPU:
+                problems.append(f"{name}: instance_group {group.name!r} lists gpus but is not KIND_GPU")
+            if config.platform == "tensorrt_plan" and group.kind != mc.ModelInstanceGroup.KIND_GPU:
+                problems.append(f"{name}: a TensorRT plan runs on KIND_GPU")
+        # BLS references: every `*_model` parameter names a model of this repository.
+        for pkey, pvalue in config.parameters.items():
+            if pkey.endswith("_model") and pvalue.string_value not in configs:
+                problems.append(
+                    f"{name}: parameter {pkey} = {pvalue.string_value!r} names no model in the repository "
+                    f"({sorted(configs)})"
+                )
+        text = text_format.MessageToString(config)
+        if _UNRESOLVED.search(text):
+            problems.append(f"{name}: unresolved placeholder in config: {_UNRESOLVED.search(text).group(0)!r}")
+    if problems:
+        raise RenderError("invalid model repository:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def parse_config(path: Path) -> mc.ModelConfig:
+    """Parse a config.pbtxt with Triton's schema (unknown fields are errors)."""
+    try:
+        return text_format.Parse(path.read_text(), mc.ModelConfig())
+    except text_format.ParseError as exc:
+        raise RenderError(f"{path}: not a valid Triton model config ({exc})") from None
+
+
+def validate_repository(root: Path, target: str) -> dict[str, mc.ModelConfig]:
+    """Parse every config.pbtxt under ``root`` back and validate the repository as Triton would load it."""
+    root = Path(root)
+    configs: dict[str, mc.ModelConfig] = {}
+    problems: list[str] = []
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        cfg = model_dir / "config.pbtxt"
+        if not cfg.is_file():
+            problems.append(f"{model_dir.name}: no config.pbtxt")
+            continue
+        raw = cfg.read_text()
+        if _UNRESOLVED.search(raw):
+            problems.append(f"{model_dir.name}: unresolved placeholder {_UNRESOLVED.search(raw).group(0)!r}")
+        config = parse_config(cfg)
+        configs[model_dir.name] = config
+        version = model_dir / VERSION
+        if not version.is_dir():
+            problems.append(f"{model_dir.name}: no version directory {VERSION}/")
+        elif config.backend == "python" and not (version / "model.py").is_file():
+            problems.append(f"{model_dir.name}: Python backend model without {VERSION}/model.py")
+    manifest = root / MANIFEST
+    if manifest.is_file() and _UNRESOLVED.search(manifest.read_text()):
+        problems.append(f"{MANIFEST}: unresolved placeholder")
+    if problems:
+        raise RenderError("invalid model repository:\n" + "\n".join(f"  - {p}" for p in problems))
+    if not configs:
+        raise RenderError(f"{root}: no models")
+    validate_configs(configs, target)
+    return configs
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _default_artifact_builder() -> ArtifactBuilder:
+    try:
+        module = importlib.import_module("model_repo.artifacts")
+    except ImportError as exc:
+        raise RenderError(
+            f"the cpu target builds model artifacts with model_repo.artifacts, which cannot be imported ({exc})"
+        ) from None
+    builder = getattr(module, "build_cpu_artifact", None)
+    if builder is None:
+        raise RenderError("model_repo.artifacts has no build_cpu_artifact(spec, dest_dir) -> Path")
+    return builder
+
+
+def _copy_python_model(model: RenderedModel, python_models_dir: Path, version_dir: Path) -> None:
+    source = python_models_dir / str(model.python_model)
+    if not (source / "model.py").is_file():
+        raise RenderError(
+            f"model {model.name!r}: Python-backend code missing: {source / 'model.py'} does not exist "
+            f"(python_model {model.python_model!r} in the catalog)"
+        )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    shutil.copytree(source, version_dir, ignore=ignore, dirs_exist_ok=True)
+    common = python_models_dir / COMMON_DIR
+    if common.is_dir():
+        shutil.copytree(common, version_dir / COMMON_DIR, ignore=ignore, dirs_exist_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        with f.open("rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def render_repository(
+    specs: Sequence[ModelSpec],
+    target: str,
+    out: Path | str,
+    *,
+    llm_variants: str = "separate",
+    python_models_dir: Path | None = None,
+    artifact_builder: ArtifactBuilder | None = None,
+    replace: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> RenderResult:
+    """Write the repository for ``target`` to ``out`` atomically and return what was rendered.
+
+    ``out`` must not exist (or be empty) unless ``replace`` is true, in which case the old repository
+    is swapped out only after the new one validated. ``python_models_dir`` defaults to
+    ``model_repo/python_models``; ``artifact_builder`` to ``model_repo.artifacts.build_cpu_artifact``
+    (cpu target only).
+    """
+    out = Path(out).resolve()
+    python_models_dir = Path(python_models_dir or PYTHON_MODELS_DIR)
+    models = plan(specs, target, llm_variants=llm_variants)
+    if out.exists() and not out.is_dir():
+        raise RenderError(f"--out {out} exists and is not a directory; choose another path")
+    if out.exists() and any(out.iterdir()) and not replace:
+        raise RenderError(f"--out {out} is not empty; pass replace=True (--replace) or choose an empty path")
+    needs_artifacts = target == "cpu" and any(m.spec and m.spec.target("cpu").artifact for m in models)
+    builder = artifact_builder or (_default_artifact_builder() if needs_artifacts else None)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.rendering-", dir=out.parent))
+    try:
+        manifest_models = []
+        for model in models:
+            model_dir = staging / model.name
+            version_dir = model_dir / VERSION
+            version_dir.mkdir(parents=True)
+            (model_dir / "config.pbtxt").write_text(text_format.MessageToString(model.config))
+            if model.python_model:
+                _copy_python_model(model, python_models_dir, version_dir)
+            artifacts = [dict(a) for a in model.artifacts]
+            if target == "cpu" and model.spec is not None and model.spec.target("cpu").artifact is not None:
+                if progress:
+                    progress(f"building {model.name} artifact {model.spec.target('cpu').artifact.uri}")
+                assert builder is not None
+                try:
+                    built = Path(builder(model.spec, version_dir))
+                except Exception as exc:  # the builder's own error names the artifact; add the model
+                    raise RenderError(f"model {model.name!r}: building its cpu artifact failed: {exc}") from exc
+                if not built.exists() or version_dir.resolve() not in (built.resolve(), *built.resolve().parents):
+                    raise RenderError(
+                        f"model {model.name!r}: artifact builder returned {built}, which is not inside {version_dir}"
+                    )
+                artifacts.append(
+                    {
+                        "path": str(built.resolve().relative_to(model_dir.resolve())),
+                        "kind": "built",
+                        "source": model.spec.target("cpu").artifact.uri,
+                        "sha256": _sha256(built),
+                    }
+                )
+            manifest_models.append(
+                {
+                    "name": model.name,
+                    "role": model.role,
+                    "public": model.spec is not None,
+                    "weights": model.weights,
+                    "precision": model.precision,
+                    "backend": model.config.backend or model.config.platform,
+                    "decoupled": model.config.model_transaction_policy.decoupled,
+                    "artifacts": artifacts,
+                }
+            )
+        manifest = {"target": target, "llm_variants": llm_variants, "models": manifest_models}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        validate_repository(staging, target)
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RenderResult(out=out, target=target, models=tuple(models))
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Rename the validated staging directory to ``out``; an old ``out`` is removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
