@@ -1,0 +1,107 @@
+"""Helm values for the kube-prometheus-stack release, from ``MonitoringSettings``.
+
+Names are pinned (release, fullname overrides) so the in-cluster Service names, and
+therefore the URLs the stack exports, do not depend on the chart's name truncation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.monitoring.settings import MonitoringSettings
+
+RELEASE_NAME = "kube-prometheus-stack"
+# The chart's fullname (truncated at 26 characters by the chart): Prometheus' Service is
+# "<fullname>-prometheus", Alertmanager's "<fullname>-alertmanager".
+FULLNAME = "kps"
+GRAFANA_FULLNAME = "grafana"
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_SERVICE = f"{FULLNAME}-alertmanager"
+ALERTMANAGER_PORT = 9093
+GRAFANA_SERVICE = GRAFANA_FULLNAME
+GRAFANA_PORT = 80
+
+# Prometheus selects ServiceMonitors, PodMonitors and PrometheusRules carrying this
+# label (the chart's own monitors carry it too); ours are labelled the same.
+SELECTOR_LABELS = {"release": RELEASE_NAME}
+
+# Keys of the Grafana admin Secret, as the Grafana chart reads them.
+GRAFANA_ADMIN_USER_KEY = "admin-user"
+GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
+
+# The Grafana sidecar loads every ConfigMap with this label as dashboards.
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+
+# Internal AWS load balancer for Grafana when it is exposed: reachable from the VPC
+# (VPN, peered networks), never from the internet.
+INTERNAL_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+}
+
+
+def kube_prometheus_stack_values(
+    settings: MonitoringSettings, grafana_admin_secret: str, dashboard_namespace: str
+) -> dict[str, Any]:
+    """The release's values. Only settings-driven and security-relevant keys are set;
+    everything else keeps the pinned chart's defaults."""
+    selector = {"matchLabels": dict(SELECTOR_LABELS)}
+    alertmanager_spec: dict[str, Any] = {}
+    if settings.alertmanager_config_secret is not None:
+        # The chart then creates no config Secret of its own; the operator reads ours.
+        alertmanager_spec = {"useExistingSecret": True, "configSecret": settings.alertmanager_config_secret}
+
+    grafana_service: dict[str, Any] = {"type": "ClusterIP", "port": GRAFANA_PORT}
+    if settings.expose_grafana:
+        grafana_service = {"type": "LoadBalancer", "port": GRAFANA_PORT, "annotations": dict(INTERNAL_LB_ANNOTATIONS)}
+
+    return {
+        "fullnameOverride": FULLNAME,
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": settings.retention,
+                "retentionSize": settings.retention_size,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "storageClassName": settings.storage_class,
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": f"{settings.storage_gib}Gi"}},
+                        }
+                    }
+                },
+                # Explicit selectors (all namespaces) instead of the chart's implicit
+                # ones, so what Prometheus picks up is visible here and tested.
+                "serviceMonitorSelector": selector,
+                "serviceMonitorNamespaceSelector": {},
+                "podMonitorSelector": selector,
+                "podMonitorNamespaceSelector": {},
+                "ruleSelector": selector,
+                "ruleNamespaceSelector": {},
+            }
+        },
+        "alertmanager": {"alertmanagerSpec": alertmanager_spec},
+        "grafana": {
+            "fullnameOverride": GRAFANA_FULLNAME,
+            "admin": {
+                "existingSecret": grafana_admin_secret,
+                "userKey": GRAFANA_ADMIN_USER_KEY,
+                "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY,
+            },
+            "grafana.ini": {
+                "auth.anonymous": {"enabled": False},
+                "users": {"allow_sign_up": False},
+            },
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL,
+                    "labelValue": DASHBOARD_LABEL_VALUE,
+                    "searchNamespace": [dashboard_namespace],
+                }
+            },
+            "service": grafana_service,
+        },
+    }
