@@ -1,0 +1,160 @@
+"""The whole platform of one stack: settings in, components wired together, stack outputs out.
+
+``build(settings)`` is the only thing ``__main__.py`` calls. It declares the foundation
+(``build_platform``: network, cluster, node groups, add-ons, GPU software, stores) and returns the
+stack outputs. Later parts take the ``Platform`` and add their components in ``build``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.addons import ClusterAddons, ClusterAddonsArgs
+from infra.aws_context import AwsContext, lookup_aws_context
+from infra.cluster import Cluster, ClusterArgs
+from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
+from infra.network import Network, NetworkArgs
+from infra.node_groups import NodeGroups, NodeGroupsArgs
+from infra.settings import Settings, settings_from_pulumi_config
+from infra.stores import Stores, StoresArgs
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The foundation every later component builds on."""
+
+    settings: Settings
+    name: str  # "<project>-<stack>": the cluster name and the prefix of every physical name
+    aws: AwsContext
+    tags: Mapping[str, str]
+    network: Network
+    cluster: Cluster
+    node_groups: NodeGroups
+    addons: ClusterAddons
+    gpu_software: GpuSoftware
+    stores: Stores
+
+    @property
+    def k8s_provider(self) -> k8s.Provider:
+        """Pass this to every Kubernetes resource (``ResourceOptions(provider=...)``)."""
+        return self.cluster.k8s_provider
+
+
+def platform_tags(settings: Settings, name: str) -> dict[str, str]:
+    # The stack tag wins over a same-named config tag: cost reports group by it.
+    return {**settings.tags, "platform.io/stack": name}
+
+
+def build_platform(settings: Settings) -> Platform:
+    name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+    # Lookups first: a region without enough AZs fails here, before any resource is declared.
+    ctx = lookup_aws_context(settings)
+    tags = platform_tags(settings, name)
+
+    network = Network(
+        name,
+        NetworkArgs(
+            settings=settings.network,
+            cluster_name=name,
+            region=settings.region,
+            availability_zones=ctx.availability_zones,
+            tags=tags,
+        ),
+    )
+    cluster = Cluster(
+        name,
+        ClusterArgs(
+            settings=settings.cluster,
+            cluster_name=name,
+            aws=ctx,
+            subnet_ids=network.private_subnet_ids,
+            protect=settings.protect,
+            tags=tags,
+        ),
+    )
+    node_groups = NodeGroups(
+        name,
+        NodeGroupsArgs(
+            system=settings.system_node_group,
+            gpu_pools=settings.gpu_pools,
+            cluster_name=cluster.name,
+            kubernetes_version=cluster.version,
+            subnet_ids=network.private_subnet_ids,
+            aws=ctx,
+            tags=tags,
+            after=cluster.node_prerequisites,
+        ),
+    )
+    addons = ClusterAddons(
+        name,
+        ClusterAddonsArgs(
+            cluster_name=cluster.name,
+            aws=ctx,
+            k8s_provider=cluster.k8s_provider,
+            protect=settings.protect,
+            tags=tags,
+            after=[node_groups.system],
+        ),
+    )
+    gpu_software = GpuSoftware(
+        name,
+        GpuSoftwareArgs(
+            device_plugin=settings.device_plugin,
+            k8s_provider=cluster.k8s_provider,
+            after=list(node_groups.gpu.values()),
+        ),
+    )
+    stores = Stores(name, StoresArgs(name_prefix=name, protect=settings.protect, tags=tags))
+    return Platform(
+        settings=settings,
+        name=name,
+        aws=ctx,
+        tags=tags,
+        network=network,
+        cluster=cluster,
+        node_groups=node_groups,
+        addons=addons,
+        gpu_software=gpu_software,
+        stores=stores,
+    )
+
+
+def stack_outputs(platform: Platform) -> dict[str, Any]:
+    """The stack outputs: a contract read by other stacks (StackReference) and by the README.
+    Keep the names stable; add, never rename."""
+    return {
+        "clusterName": platform.cluster.name,
+        "clusterEndpoint": platform.cluster.endpoint,
+        "kubeconfig": platform.cluster.kubeconfig,  # secret
+        "oidcIssuerUrl": platform.cluster.oidc_issuer_url,
+        "oidcProviderArn": platform.cluster.oidc_provider.arn,
+        "nodeGroups": {pool: group.node_group_name for pool, group in platform.node_groups.gpu.items()},
+        "ecrRepositoryUrl": platform.stores.repository_url,
+        "modelStoreBucket": platform.stores.bucket_name,
+        "region": platform.settings.region,
+        "vpcId": platform.network.vpc_id,
+    }
+
+
+def build(settings: Settings) -> dict[str, Any]:
+    """Declare the stack described by ``settings``; return its outputs."""
+    platform = build_platform(settings)
+    return stack_outputs(platform)
+
+
+def engine_config() -> dict[str, Any]:
+    """The stack's whole config map as the Pulumi engine hands it to the program (keys like
+    ``triton-platform:network``; structured values JSON-encoded). The whole map, not key-by-key
+    reads, so that an unknown (misspelt) key is reported instead of ignored."""
+    config = dict(pulumi.runtime.get_config_env())
+    config.update(pulumi.runtime.config.CONFIG.get())
+    return config
+
+
+def settings_from_engine() -> Settings:
+    return settings_from_pulumi_config(engine_config(), source=f"stack {pulumi.get_stack()!r} config")
