@@ -1,0 +1,523 @@
+"""Run the Pulumi program offline, under Pulumi's own mocks, and record everything it declares.
+
+No CLI, no cloud: the real program (``__main__.py``) runs in the Pulumi Python SDK against a mock
+resource monitor (``pulumi.runtime.set_mocks`` with ``preview=False``, so every ``apply`` runs with
+known values instead of being skipped), and the mocks answer the way AWS would: ids in AWS's
+formats, ARNs, an API endpoint, a CA certificate, an OIDC issuer, availability zones. Every
+registration is recorded with its inputs and options (``protect``, provider, dependencies,
+``ignoreChanges``) because the mock ``new_resource`` hook alone never sees options.
+
+Used by the plan command (``python -m infra.plan``) and by the tests (``tests/pulumi_harness.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import runpy
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.settings import PROJECT, REPO_ROOT
+
+ACCOUNT_ID = "123456789012"
+DEPLOYER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/platform-deployer"
+# AZ letters per region as AWS reports them for a standard account; other regions get three.
+REGION_ZONE_LETTERS = {"us-east-1": "abcdef", "us-east-2": "abc", "us-west-2": "abcd", "eu-west-1": "abc"}
+MAIN_PROGRAM = REPO_ROOT / "__main__.py"
+
+
+# --- what gets recorded -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource the program declared, as the engine would have received it."""
+
+    type: str  # e.g. "aws:eks/nodeGroup:NodeGroup", "platform:nodes:NodeGroups"
+    name: str  # logical name
+    urn: str
+    parent: str  # parent URN, "" for top-level resources
+    custom: bool  # False for ComponentResources
+    inputs: dict[str, Any]  # wire names (camelCase), secrets unwrapped
+    outputs: dict[str, Any]  # the state the mocks answered with
+    protect: bool
+    provider: str  # provider reference "<urn>::<id>", "" for the default provider
+    dependencies: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
+    secret_inputs: frozenset[str] = frozenset()  # top-level input keys sent as secrets
+
+    @property
+    def provider_urn(self) -> str:
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    config: dict[str, str]
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)  # resolved stack outputs
+    secret_outputs: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Registration:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise LookupError(f"expected one {type_} named {name!r}, found {len(found)} among {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.registrations if r.urn == urn)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps every RegisterResource request (options included)."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            raw_inputs = rpc.deserialize_properties(request.object)
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=bool(request.custom),
+                    inputs=_plain(raw_inputs),
+                    outputs=_plain(self.resources[response.urn].state),
+                    protect=bool(request.protect),
+                    provider=request.provider,
+                    dependencies=tuple(request.dependencies),
+                    ignore_changes=tuple(request.ignoreChanges),
+                    secret_inputs=frozenset(k for k, v in raw_inputs.items() if rpc.is_rpc_secret(v)),
+                )
+            )
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """Unwrap the SDK's secret envelopes so assertions see plain values."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- what the mocks answer ---------------------------------------------------------------------
+
+
+def _digest(*parts: str, length: int = 17) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:length]
+
+
+def autoname(name: str, type_: str) -> str:
+    """Pulumi's auto-naming: the logical name plus a random suffix (deterministic here)."""
+    return f"{name}-{_digest(type_, name, length=7)}"
+
+
+ResourceHandler = Callable[["PlatformMocks", pulumi_mocks.MockResourceArgs], tuple[str, dict[str, Any]]]
+CallHandler = Callable[["PlatformMocks", dict[str, Any]], dict[str, Any]]
+
+
+class PlatformMocks(pulumi_mocks.Mocks):
+    """Mocks whose answers look like AWS's and the Kubernetes API's.
+
+    Extend with ``resources={type token: handler}`` / ``calls={invoke token: handler}``; an invoke
+    nobody answers raises, so a new lookup cannot silently return nothing.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        zone_count: int | None = None,
+        resources: Mapping[str, ResourceHandler] | None = None,
+        calls: Mapping[str, CallHandler] | None = None,
+    ):
+        self.region = region
+        letters = REGION_ZONE_LETTERS.get(region, "abc")
+        self.zones = [f"{region}{letter}" for letter in letters[: zone_count or len(letters)]]
+        self.resource_handlers: dict[str, ResourceHandler] = {**_RESOURCES, **(resources or {})}
+        self.call_handlers: dict[str, CallHandler] = {**_CALLS, **(calls or {})}
+
+    def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
+        return f"arn:aws:{service}:{self.region if regional else ''}:{ACCOUNT_ID}:{resource}"
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        handler = self.resource_handlers.get(args.typ)
+        if handler is not None:
+            resource_id, extra = handler(self, args)
+        elif args.typ.startswith("kubernetes:"):
+            resource_id, extra = _kubernetes_object(self, args)
+        else:
+            resource_id, extra = f"{args.name}-{_digest(args.typ, args.name, length=8)}", {}
+        return resource_id, {**args.inputs, **extra}
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        handler = self.call_handlers.get(args.token)
+        if handler is None:
+            raise NotImplementedError(
+                f"offline mocks have no answer for invoke {args.token} (args {args.args}); "
+                "add a handler to infra/offline.py or pass calls={...} to PlatformMocks"
+            )
+        return handler(self, dict(args.args))
+
+
+def _named(args: pulumi_mocks.MockResourceArgs, key: str = "name") -> str:
+    return args.inputs.get(key) or autoname(args.name, args.typ)
+
+
+def _aws_id(prefix: str) -> ResourceHandler:
+    def handler(mocks: PlatformMocks, args: pulumi_mocks.MockResourceArgs):
+        rid = f"{prefix}-{_digest(args.typ, args.name)}"
+        return rid, {"arn": mocks.arn("ec2", f"{prefix}/{rid}"), "ownerId": ACCOUNT_ID}
+
+    return handler
+
+
+def _iam_role(mocks, args):
+    name = _named(args)
+    return name, {
+        "name": name,
+        "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+        "uniqueId": "AROA" + _digest(name, length=17).upper(),
+    }
+
+
+def _oidc_provider(mocks, args):
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{str(args.inputs['url']).removeprefix('https://')}"
+    return arn, {"arn": arn}
+
+
+def _kms_key(mocks, args):
+    key_id = str(uuid.UUID(_digest(args.name, length=32)))
+    return key_id, {"keyId": key_id, "arn": mocks.arn("kms", f"key/{key_id}")}
+
+
+def _log_group(mocks, args):
+    name = _named(args)
+    return name, {"name": name, "arn": mocks.arn("logs", f"log-group:{name}")}
+
+
+def _launch_template(mocks, args):
+    rid = f"lt-{_digest(args.typ, args.name)}"
+    return rid, {
+        "name": _named(args),
+        "arn": mocks.arn("ec2", f"launch-template/{rid}"),
+        "latestVersion": 1,
+        "defaultVersion": 1,
+    }
+
+
+def _eks_cluster(mocks, args):
+    name = _named(args)
+    cluster_hex = _digest(name, length=32).upper()
+    # A syntactically real (self-describing, not signed) PEM, so kubeconfig consumers can parse it.
+    pem = (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.b64encode(f"offline CA of {name}".encode()).decode()
+        + "\n-----END CERTIFICATE-----\n"
+    )
+    vpc_config = dict(args.inputs.get("vpcConfig") or {})
+    vpc_config.update({"clusterSecurityGroupId": f"sg-{_digest(name, 'cluster-sg')}", "vpcId": f"vpc-{_digest(name)}"})
+    return name, {
+        "name": name,
+        "arn": mocks.arn("eks", f"cluster/{name}"),
+        "endpoint": f"https://{cluster_hex}.gr7.{mocks.region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": base64.b64encode(pem.encode()).decode()},
+        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{mocks.region}.amazonaws.com/id/{cluster_hex}"}]}],
+        "platformVersion": "eks.1",
+        "status": "ACTIVE",
+        "version": args.inputs.get("version"),
+        "vpcConfig": vpc_config,
+    }
+
+
+def _eks_node_group(mocks, args):
+    name = _named(args, "nodeGroupName")
+    cluster = args.inputs.get("clusterName")
+    return f"{cluster}:{name}", {
+        "nodeGroupName": name,
+        "arn": mocks.arn("eks", f"nodegroup/{cluster}/{name}/{_digest(name, length=8)}"),
+        "status": "ACTIVE",
+        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{_digest(name, length=8)}"}]}],
+    }
+
+
+def _eks_addon(mocks, args):
+    cluster, addon = args.inputs.get("clusterName"), args.inputs.get("addonName")
+    return f"{cluster}:{addon}", {"arn": mocks.arn("eks", f"addon/{cluster}/{addon}/{_digest(args.name, length=8)}")}
+
+
+def _ecr_repository(mocks, args):
+    name = _named(args)
+    return name, {
+        "name": name,
+        "arn": mocks.arn("ecr", f"repository/{name}"),
+        "registryId": ACCOUNT_ID,
+        "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{mocks.region}.amazonaws.com/{name}",
+    }
+
+
+def _s3_bucket(mocks, args):
+    bucket = args.inputs.get("bucket") or autoname(args.name, args.typ).lower()
+    return bucket, {
+        "bucket": bucket,
+        "arn": f"arn:aws:s3:::{bucket}",
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{bucket}.s3.{mocks.region}.amazonaws.com",
+        "region": mocks.region,
+    }
+
+
+def _helm_release(mocks, args):
+    name = _named(args)
+    namespace = args.inputs.get("namespace") or "default"
+    return f"{namespace}/{name}", {
+        "name": name,
+        "status": {
+            "name": name,
+            "namespace": namespace,
+            "chart": args.inputs.get("chart"),
+            "version": args.inputs.get("version"),
+            "status": "deployed",
+            "revision": 1,
+        },
+    }
+
+
+def _kubernetes_object(mocks, args):
+    metadata = dict(args.inputs.get("metadata") or {})
+    metadata.setdefault("name", autoname(args.name, args.typ))
+    metadata["uid"] = str(uuid.UUID(_digest(args.typ, args.name, length=32)))
+    namespace = metadata.get("namespace")
+    rid = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
+    return rid, {"metadata": metadata}
+
+
+def _provider(mocks, args):
+    return f"{args.name}-{_digest(args.name, length=8)}", {}
+
+
+_RESOURCES: dict[str, ResourceHandler] = {
+    "aws:ec2/vpc:Vpc": _aws_id("vpc"),
+    "aws:ec2/subnet:Subnet": _aws_id("subnet"),
+    "aws:ec2/internetGateway:InternetGateway": _aws_id("igw"),
+    "aws:ec2/eip:Eip": _aws_id("eipalloc"),
+    "aws:ec2/natGateway:NatGateway": _aws_id("nat"),
+    "aws:ec2/routeTable:RouteTable": _aws_id("rtb"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": _aws_id("rtbassoc"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": _aws_id("vpce"),
+    "aws:ec2/securityGroup:SecurityGroup": _aws_id("sg"),
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:iam/role:Role": _iam_role,
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
+    "aws:kms/key:Key": _kms_key,
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:eks/cluster:Cluster": _eks_cluster,
+    "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
+    "aws:eks/addon:Addon": _eks_addon,
+    "aws:ecr/repository:Repository": _ecr_repository,
+    "aws:s3/bucket:Bucket": _s3_bucket,
+    "kubernetes:helm.sh/v3:Release": _helm_release,
+    "pulumi:providers:kubernetes": _provider,
+    "pulumi:providers:aws": _provider,
+}
+
+
+def _caller_identity(mocks, args):
+    return {
+        "accountId": ACCOUNT_ID,
+        "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{DEPLOYER_ROLE_ARN.rsplit('/', 1)[-1]}/offline-session",
+        "userId": "AROAOFFLINE:offline-session",
+        "id": ACCOUNT_ID,
+    }
+
+
+def _session_context(mocks, args):
+    arn = args["arn"]
+    if ":assumed-role/" in arn:
+        role = arn.split(":assumed-role/", 1)[1].split("/")[0]
+        issuer = f"arn:aws:iam::{arn.split(':')[4]}:role/{role}"
+        return {
+            "arn": arn,
+            "issuerArn": issuer,
+            "issuerName": role,
+            "issuerId": "AROAOFFLINE",
+            "sessionName": "offline-session",
+            "id": arn,
+        }
+    return {
+        "arn": arn,
+        "issuerArn": arn,
+        "issuerName": arn.rsplit("/", 1)[-1],
+        "issuerId": "",
+        "sessionName": "",
+        "id": arn,
+    }
+
+
+def _partition(mocks, args):
+    return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+
+
+def _region(mocks, args):
+    return {
+        "name": mocks.region,
+        "region": mocks.region,
+        "endpoint": f"ec2.{mocks.region}.amazonaws.com",
+        "id": mocks.region,
+    }
+
+
+def _availability_zones(mocks, args):
+    return {
+        "names": list(mocks.zones),
+        "zoneIds": [f"{mocks.region[:2]}{mocks.region.split('-')[-1]}-az{i + 1}" for i in range(len(mocks.zones))],
+        "groupNames": [mocks.region] * len(mocks.zones),
+        "id": mocks.region,
+    }
+
+
+def _one_or_list(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else list(values)
+
+
+def render_policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
+    """What aws.iam.getPolicyDocument returns: the statements rendered as IAM JSON."""
+    statements = []
+    for stmt in args.get("statements") or []:
+        out: dict[str, Any] = {}
+        if stmt.get("sid"):
+            out["Sid"] = stmt["sid"]
+        out["Effect"] = stmt.get("effect") or "Allow"
+        for key, name in (
+            ("actions", "Action"),
+            ("notActions", "NotAction"),
+            ("resources", "Resource"),
+            ("notResources", "NotResource"),
+        ):
+            if stmt.get(key):
+                out[name] = _one_or_list(stmt[key])
+        for key, name in (("principals", "Principal"), ("notPrincipals", "NotPrincipal")):
+            if stmt.get(key):
+                grouped: dict[str, list[str]] = {}
+                for principal in stmt[key]:
+                    grouped.setdefault(principal["type"], []).extend(principal["identifiers"])
+                out[name] = "*" if set(grouped) == {"*"} else {t: _one_or_list(ids) for t, ids in grouped.items()}
+        if stmt.get("conditions"):
+            conditions: dict[str, dict[str, Any]] = {}
+            for cond in stmt["conditions"]:
+                conditions.setdefault(cond["test"], {})[cond["variable"]] = _one_or_list(cond["values"])
+            out["Condition"] = conditions
+        statements.append(out)
+    document = {"Version": args.get("version") or "2012-10-17", "Statement": statements}
+    text = json.dumps(document, indent=2)
+    return {"json": text, "minifiedJson": json.dumps(document, separators=(",", ":")), "id": _digest(text, length=10)}
+
+
+_CALLS: dict[str, CallHandler] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+    "aws:iam/getSessionContext:getSessionContext": _session_context,
+    "aws:index/getPartition:getPartition": _partition,
+    "aws:index/getRegion:getRegion": _region,
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:iam/getPolicyDocument:getPolicyDocument": lambda mocks, args: render_policy_document(args),
+}
+
+
+# --- running the program -------------------------------------------------------------------------
+
+
+def engine_encoded_config(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config values as the Pulumi engine hands them to a program: strings, with structured
+    values (objects, lists) JSON-encoded and booleans as "true"/"false"."""
+    encoded = {}
+    for key, value in config.items():
+        if isinstance(value, (dict, list)):
+            encoded[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            encoded[key] = "true" if value else "false"
+        else:
+            encoded[key] = str(value)
+    return encoded
+
+
+def _run_main_program() -> dict[str, Any]:
+    """Execute ``__main__.py`` exactly as the Pulumi language host would, return its exports."""
+    runpy.run_path(str(MAIN_PROGRAM), run_name="__main__")
+    root = runtime_settings.get_root_resource()
+    return dict(getattr(root, "outputs", {}) or {})
+
+
+def run_program(
+    config: Mapping[str, Any],
+    *,
+    stack: str,
+    project: str = PROJECT,
+    program: Callable[[], Mapping[str, Any] | None] = _run_main_program,
+    mocks: PlatformMocks | None = None,
+) -> ProgramRun:
+    """Run ``program`` (by default the real ``__main__.py``) with ``config`` (a ``Pulumi.<stack>.yaml``
+    ``config:`` map, plain YAML values) and return every registration and the resolved outputs.
+
+    A program error (e.g. invalid settings) is returned in ``ProgramRun.error``, not raised, so a
+    caller can assert on it and on how many resources were declared before it.
+    """
+    encoded = engine_encoded_config(config)
+    mocks = mocks or PlatformMocks(region=str(config.get("aws:region", "us-west-2")))
+    monitor = RecordingMonitor(mocks)
+    runtime_settings.ROOT.set(None)  # a fresh root Stack per run, named after this stack
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(encoded, [])
+    run = ProgramRun(stack=stack, config=encoded, registrations=monitor.registrations)
+
+    async def body() -> None:
+        declared = program() or {}
+        for key, value in declared.items():
+            output = pulumi.Output.from_input(value)
+            run.outputs[key] = await output.future()
+            if await output.is_secret():
+                run.secret_outputs.add(key)
+
+    try:
+        _sync_await(run_pulumi_func(body))
+    except Exception as exc:  # noqa: BLE001 - handed to the caller in run.error
+        run.error = exc
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+    return run
+
+
+def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    from infra.settings import read_stack_config
+
+    return read_stack_config(stack, root)

@@ -1,0 +1,299 @@
+"""Offline plan: what a stack declares, without a Pulumi CLI, credentials or a cloud.
+
+    python -m infra.plan --stack dev            # one stack
+    python -m infra.plan                        # every Pulumi.<stack>.yaml
+    python -m infra.plan --stack prod --json    # machine-readable, e.g. to diff two revisions
+
+Runs the real program (``__main__.py``) with that stack's config under Pulumi's mocks
+(``infra.offline``) and prints every declared resource, grouped by type, with the settings a
+reviewer checks (instance types, taints, IMDS, encryption, endpoint access, chart versions, ...).
+Ids, ARNs and the account are the mocks' stand-ins, not real values. A stack whose config is
+invalid prints the settings error and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+
+from infra.offline import ProgramRun, Registration, run_program
+from infra.settings import REPO_ROOT, SettingsError, read_stack_config
+
+Summary = Callable[[dict[str, Any]], str]
+
+
+def _short(arn: Any) -> str:
+    return str(arn).rsplit("/", 1)[-1]
+
+
+def _labels(labels: dict[str, Any] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
+def _num(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _subnet(i: dict[str, Any]) -> str:
+    tags = i.get("tags") or {}
+    role = "public/elb" if "kubernetes.io/role/elb" in tags else "private/internal-elb" if tags else ""
+    return f"{i.get('cidrBlock')} {i.get('availabilityZone')} {role}".strip()
+
+
+def _route_table(i: dict[str, Any]) -> str:
+    routes = i.get("routes") or []
+    return "; ".join(
+        f"{r.get('cidrBlock')} -> {'nat ' + str(r['natGatewayId']) if r.get('natGatewayId') else 'igw'}" for r in routes
+    )
+
+
+def _cluster(i: dict[str, Any]) -> str:
+    vpc, access = i.get("vpcConfig") or {}, i.get("accessConfig") or {}
+    public = vpc.get("endpointPublicAccess")
+    cidrs = f" from {','.join(vpc.get('publicAccessCidrs') or [])}" if public else ""
+    creator_admin = access.get("bootstrapClusterCreatorAdminPermissions")
+    logs = ",".join(i.get("enabledClusterLogTypes") or [])
+    return "; ".join(
+        [
+            f"k8s {i.get('version')}",
+            f"endpoint private={vpc.get('endpointPrivateAccess')} public={public}{cidrs}",
+            f"auth={access.get('authenticationMode')} creatorAdmin={creator_admin}",
+            f"secrets KMS={'yes' if i.get('encryptionConfig') else 'NO'}",
+            f"logs={logs}",
+            f"deletionProtection={i.get('deletionProtection')}",
+        ]
+    )
+
+
+def _sse(i: dict[str, Any]) -> str:
+    parts = []
+    for rule in i.get("rules") or []:
+        default = rule.get("applyServerSideEncryptionByDefault") or {}
+        parts.append(f"{default.get('sseAlgorithm')} bucketKey={rule.get('bucketKeyEnabled')}")
+    return "; ".join(parts)
+
+
+def _launch_template(i: dict[str, Any]) -> str:
+    md = i.get("metadataOptions") or {}
+    parts = [f"IMDS tokens={md.get('httpTokens')} hop={_num(md.get('httpPutResponseHopLimit'))}"]
+    for bdm in i.get("blockDeviceMappings") or []:
+        ebs = bdm.get("ebs") or {}
+        parts.append(
+            f"{bdm.get('deviceName')} {_num(ebs.get('volumeSize'))}GiB {ebs.get('volumeType')} "
+            f"encrypted={ebs.get('encrypted')}"
+        )
+    return "; ".join(parts)
+
+
+def _node_group(i: dict[str, Any]) -> str:
+    sc = i.get("scalingConfig") or {}
+    taints = ",".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in i.get("taints") or []) or "none"
+    return (
+        f"{i.get('amiType')} {i.get('capacityType')} {','.join(i.get('instanceTypes') or [])}; "
+        f"size {_num(sc.get('minSize'))}/{_num(sc.get('desiredSize'))}/{_num(sc.get('maxSize'))} (min/desired/max); "
+        f"taints {taints}; labels {_labels(i.get('labels'))}"
+    )
+
+
+def _addon(i: dict[str, Any]) -> str:
+    extra = []
+    if i.get("configurationValues"):
+        extra.append(f"config {i['configurationValues']}")
+    for association in i.get("podIdentityAssociations") or []:
+        extra.append(f"pod identity sa={association.get('serviceAccount')}")
+    return " ".join([f"{i.get('addonName')} {i.get('addonVersion')}", *extra])
+
+
+def _role(i: dict[str, Any]) -> str:
+    policy = json.loads(i.get("assumeRolePolicy") or "{}")
+    services = [s.get("Principal", {}).get("Service") for s in policy.get("Statement", [])]
+    return f"trusted by {','.join(str(s) for s in services)}"
+
+
+def _release(i: dict[str, Any]) -> str:
+    values = i.get("values") or {}
+    tolerations = ",".join(t.get("key", "*") for t in values.get("tolerations") or []) or "none"
+    extra = ""
+    config_map = (values.get("config") or {}).get("map") or {}
+    for name, text in config_map.items():
+        sharing = (yaml.safe_load(text) or {}).get("sharing", {}).get("timeSlicing", {})
+        replicas = ",".join(str(r.get("replicas")) for r in sharing.get("resources", []))
+        extra += f" config[{name}]: time-slicing replicas={replicas}" if sharing else f" config[{name}]"
+    monitor = values.get("serviceMonitor", {}).get("enabled") if "serviceMonitor" in values else None
+    monitor_text = f" serviceMonitor={monitor}" if monitor is not None else ""
+    return (
+        f"{i.get('chart')}@{i.get('version')} from {(i.get('repositoryOpts') or {}).get('repo')} "
+        f"release={i.get('name')} ns={i.get('namespace')} tolerates={tolerations}{extra}{monitor_text}"
+    )
+
+
+def _storage_class(i: dict[str, Any]) -> str:
+    meta = i.get("metadata") or {}
+    default = (meta.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    return (
+        f"{meta.get('name')} {i.get('provisioner')} {_labels(i.get('parameters'))} "
+        f"reclaim={i.get('reclaimPolicy')} default={default}"
+    )
+
+
+SUMMARIES: dict[str, Summary] = {
+    "aws:ec2/vpc:Vpc": lambda i: f"cidr {i.get('cidrBlock')}",
+    "aws:ec2/subnet:Subnet": _subnet,
+    "aws:ec2/routeTable:RouteTable": _route_table,
+    "aws:ec2/natGateway:NatGateway": lambda i: f"in {i.get('subnetId')}",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": lambda i: f"{i.get('vpcEndpointType')} {i.get('serviceName')}",
+    "aws:ec2/tag:Tag": lambda i: f"{i.get('resourceId')} {i.get('key')}={i.get('value')}",
+    "aws:eks/cluster:Cluster": _cluster,
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:eks/nodeGroup:NodeGroup": _node_group,
+    "aws:eks/addon:Addon": _addon,
+    "aws:eks/accessEntry:AccessEntry": lambda i: f"{i.get('principalArn')} type={i.get('type')}",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": lambda i: (
+        f"{_short(i.get('policyArn'))} scope={(i.get('accessScope') or {}).get('type')} for {i.get('principalArn')}"
+    ),
+    "aws:iam/role:Role": _role,
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": lambda i: _short(i.get("policyArn")),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda i: (
+        f"audience {','.join(i.get('clientIdLists') or [])}"
+    ),
+    "aws:kms/key:Key": lambda i: (
+        f"rotation={i.get('enableKeyRotation')} deletionWindow={_num(i.get('deletionWindowInDays'))}d"
+    ),
+    "aws:kms/alias:Alias": lambda i: str(i.get("name")),
+    "aws:cloudwatch/logGroup:LogGroup": lambda i: f"{i.get('name')} retention={_num(i.get('retentionInDays'))}d",
+    "aws:ecr/repository:Repository": lambda i: (
+        f"{i.get('name')} tags={i.get('imageTagMutability')} "
+        f"scanOnPush={(i.get('imageScanningConfiguration') or {}).get('scanOnPush')} "
+        f"encryption={','.join(e.get('encryptionType', '') for e in i.get('encryptionConfigurations') or [])} "
+        f"forceDelete={i.get('forceDelete')}"
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda i: "; ".join(
+        r["description"] for r in json.loads(i.get("policy") or "{}").get("rules", [])
+    ),
+    "aws:s3/bucket:Bucket": lambda i: f"forceDestroy={i.get('forceDestroy')}",
+    "aws:s3/bucketVersioning:BucketVersioning": lambda i: str((i.get("versioningConfiguration") or {}).get("status")),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _sse,
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": lambda i: " ".join(
+        f"{k}={i.get(k)}" for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    ),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": lambda i: str(
+        (i.get("rule") or {}).get("objectOwnership")
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": lambda i: (
+        "statements " + ",".join(s.get("Sid", "?") for s in json.loads(i.get("policy") or "{}").get("Statement", []))
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": lambda i: ",".join(
+        r.get("id", "?") for r in i.get("rules") or []
+    ),
+    "kubernetes:helm.sh/v3:Release": _release,
+    "kubernetes:core/v1:Namespace": lambda i: (
+        f"{(i.get('metadata') or {}).get('name')} {_labels((i.get('metadata') or {}).get('labels'))}"
+    ),
+    "kubernetes:storage.k8s.io/v1:StorageClass": _storage_class,
+    "pulumi:providers:kubernetes": lambda i: "explicit provider, kubeconfig [secret]",
+}
+
+
+def summarize(registration: Registration) -> str:
+    summary = SUMMARIES.get(registration.type)
+    if summary is not None:
+        try:
+            text = summary(registration.inputs)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            text = f"(summary failed: {exc})"
+    else:
+        scalars = [(k, v) for k, v in sorted(registration.inputs.items()) if isinstance(v, (str, int, float, bool))]
+        text = " ".join(f"{k}={_num(v)}" for k, v in scalars[:5])
+    flags = []
+    if registration.protect:
+        flags.append("[protected]")
+    if registration.ignore_changes:
+        flags.append(f"[ignores {','.join(registration.ignore_changes)}]")
+    return " ".join([text, *flags]).strip()
+
+
+def render(run: ProgramRun) -> str:
+    resources = [r for r in run.registrations if r.custom]
+    components = [r for r in run.registrations if not r.custom]
+    by_type: dict[str, list[Registration]] = defaultdict(list)
+    for registration in resources:
+        by_type[registration.type].append(registration)
+
+    lines = [
+        f"Stack {run.stack} (Pulumi.{run.stack}.yaml): {len(resources)} resources in {len(components)} components",
+        "Offline plan under Pulumi mocks: ids, ARNs and the account (123456789012) are stand-ins.",
+        "",
+    ]
+    for type_ in sorted(by_type):
+        group = sorted(by_type[type_], key=lambda r: r.name)
+        lines.append(f"{type_} ({len(group)})")
+        width = max(len(r.name) for r in group)
+        lines.extend(f"  {r.name:<{width}}  {summarize(r)}" for r in group)
+    lines += ["", "Components:"]
+    lines += [f"  {r.type}  {r.name}" for r in sorted(components, key=lambda r: (r.type, r.name))]
+    lines += ["", "Stack outputs:"]
+    width = max((len(k) for k in run.outputs), default=0)
+    for key in sorted(run.outputs):
+        value = "[secret]" if key in run.secret_outputs else json.dumps(run.outputs[key])
+        lines.append(f"  {key:<{width}}  {value}")
+    return "\n".join(lines)
+
+
+def as_json(run: ProgramRun) -> dict[str, Any]:
+    return {
+        "stack": run.stack,
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "protect": r.protect,
+                "ignoreChanges": list(r.ignore_changes),
+                "inputs": {k: ("[secret]" if k in r.secret_inputs else v) for k, v in r.inputs.items()},
+            }
+            for r in sorted(run.registrations, key=lambda r: (r.type, r.name))
+        ],
+        "outputs": {k: ("[secret]" if k in run.secret_outputs else v) for k, v in run.outputs.items()},
+    }
+
+
+def known_stacks() -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", action="append", help="stack to plan (repeatable; default: every stack)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    args = parser.parse_args(argv)
+
+    status = 0
+    documents = []
+    for stack in args.stack or known_stacks():
+        try:
+            config = read_stack_config(stack)
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+            continue
+        run = run_program(config, stack=stack)
+        if run.error is not None:
+            print(f"stack {stack}: {run.error}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            documents.append(as_json(run))
+        else:
+            print(render(run), end="\n\n")
+    if args.json:
+        print(json.dumps(documents, indent=2, default=str))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
