@@ -309,9 +309,11 @@ _LLM_INPUTS = (
 # Decoupled: one response per generated text piece, then a final empty response flagged complete.
 _LLM_OUTPUTS = (Tensor("TEXT_OUTPUT", "TYPE_STRING", (1,)),)
 _LLM_PRECISION = Precision("fp8", ("fp8", "bf16"))
-# Llama 3.1 8B: ~8.5 GiB of FP8 weights (16 GiB BF16) plus the KV-cache pool TensorRT-LLM reserves
-# (kv_cache_free_gpu_memory_fraction of what is left; sized here for ~32 concurrent 4k-token sessions).
-_LLM_MEMORY = MappingProxyType({"fp8": 20_480, "bf16": 28_672})
+# Llama 3.1 8B: ~8.5 GiB of FP8 weights (16 GiB BF16) plus a KV cache capped at 128k tokens (~32
+# concurrent 4k-token sessions; 32 layers x 8 KV heads x 128 dims x K,V = 64 KiB/token in FP8, 128 KiB
+# in BF16) plus ~2 GiB of activations and CUDA graphs.
+_LLM_KV_CACHE_TOKENS = 131_072
+_LLM_MEMORY = MappingProxyType({"fp8": 20_480, "bf16": 34_816})
 
 
 def _llm_gpu() -> Serving:
@@ -327,7 +329,11 @@ def _llm_gpu() -> Serving:
         gpus_=(0,),
         llm_backend="pytorch",
         tensor_parallel_size="1",
-        kv_cache_free_gpu_memory_fraction="0.85",
+        # The LLM API caps the KV cache at the smaller of the two: a fixed token budget keeps each
+        # instance's memory predictable when two variants share one GPU; the fraction is the safety net.
+        # KV cache dtype follows `precision` (FP8 KV cache for an FP8 checkpoint).
+        kv_cache_max_tokens=str(_LLM_KV_CACHE_TOKENS),
+        kv_cache_free_gpu_memory_fraction="0.9",
         max_num_tokens="8192",
         max_seq_len="8192",
         max_inflight_requests="64",
@@ -502,7 +508,7 @@ VAD = ModelSpec(
         {
             # A 2 MB recurrent model over 32 ms frames: GPU launches would cost more than the math, so
             # production runs it with ONNX Runtime on the pod's CPU, the same code as the cpu target.
-            "gpu": dataclasses.replace(_cpu(WEIGHTS_PACKAGED, "vad", SILERO_VAD, count=2), weights=WEIGHTS_PRODUCTION),
+            "gpu": _cpu(WEIGHTS_PRODUCTION, "vad", SILERO_VAD, count=2, threshold="0.5", min_silence_ms="100"),
             "cpu": _cpu(WEIGHTS_PACKAGED, "vad", SILERO_VAD, threshold="0.5", min_silence_ms="100"),
         }
     ),
@@ -524,7 +530,7 @@ ANC = ModelSpec(
     serving=MappingProxyType(
         {
             # RNNoise is a C library with no GPU kernels; it needs ~1% of a core per real-time stream.
-            "gpu": dataclasses.replace(_cpu(WEIGHTS_PACKAGED, "anc", RNNOISE_LIB, count=2), weights=WEIGHTS_PRODUCTION),
+            "gpu": _cpu(WEIGHTS_PRODUCTION, "anc", RNNOISE_LIB, count=2),
             "cpu": _cpu(WEIGHTS_PACKAGED, "anc", RNNOISE_LIB),
         }
     ),
@@ -914,6 +920,34 @@ def apply_overrides(specs: Iterable[ModelSpec], target: str, overrides: Mapping[
     return out
 
 
+def serving_precision(spec: ModelSpec, target: str) -> str:
+    """The precision a target runs: the selection on gpu; the cpu target runs fp32 (ONNX Runtime / PyTorch
+    on CPU); orchestration-only models have none."""
+    if spec.precision.allowed == ("none",):
+        return "none"
+    return spec.precision_in_use if target == "gpu" else "fp32"
+
+
+def gpu_memory_by_pool(specs: Iterable[ModelSpec]) -> dict[str, int]:
+    """Estimated GPU memory (MiB) per GPU of each pool on the gpu target.
+
+    A model's estimate covers one instance of everything it runs on the GPU (the LLM instance, or one
+    instance of each of its engines); more instances per GPU multiply it. Models that run on CPU
+    count 0. Compare against the pool SKU's memory (``infra.gpus``) before deploying.
+    """
+    totals: dict[str, int] = {}
+    for spec in specs:
+        group = spec.target("gpu").instance_group
+        if spec.engines:
+            instances = max(e.instance_group.count for e in spec.engines)
+        elif group.kind == "KIND_GPU":
+            instances = group.count
+        else:
+            instances = 0
+        totals[spec.pool] = totals.get(spec.pool, 0) + spec.gpu_memory_estimate_mib * instances
+    return totals
+
+
 def effective_batching(spec: ModelSpec, target: str) -> Batching:
     """The batching a target actually renders (a target's override wins over the public default)."""
     return spec.target(target).batching or spec.batching
@@ -927,7 +961,7 @@ def describe(spec: ModelSpec, target: str) -> dict[str, Any]:
         "role": spec.role,
         "pool": spec.pool,
         "weights": serving.weights,
-        "precision": spec.precision_in_use if target == "gpu" else "fp32",
+        "precision": serving_precision(spec, target),
         "decoupled": spec.decoupled,
         "source": spec.source.uri,
         "latency_slo_p99_ms": spec.latency_slo_p99_ms,

@@ -146,7 +146,8 @@ class TritonServer:
     ``strict_readiness`` makes ``/v2/health/ready`` report ready only when every model is ready.
     ``exit_timeout_s`` is how long Triton drains in-flight requests and open client connections on
     SIGTERM: close your clients before ``stop()`` or the stop waits the whole timeout.
-    The server log goes to ``log_path`` (a file in ``work_dir``; a temp dir unless given).
+    The server log goes to ``log_path`` (a file in ``work_dir``; without one, a temp dir that a clean
+    ``stop()`` removes).
     """
 
     def __init__(
@@ -220,9 +221,11 @@ class TritonServer:
         """
         code = self._terminate()
         self._endpoints = None
-        if self._own_work_dir and self._work_dir is not None:
-            # Keep nothing but the log behind when the caller did not choose a work dir.
-            shutil.rmtree(self._work_dir / "backends", ignore_errors=True)
+        if self._own_work_dir and self._work_dir is not None and code is not None:
+            # A temp work dir (log, private backends copy) goes with a clean stop; pass work_dir to keep
+            # the log. After a failed start it stays: the error message points at its log.
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
         return code
 
     def __enter__(self) -> TritonServer:

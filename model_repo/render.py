@@ -48,6 +48,7 @@ from model_repo.catalog import (
     ModelSpec,
     Tensor,
     effective_batching,
+    serving_precision,
 )
 
 PYTHON_MODELS_DIR = Path(__file__).resolve().parent / "python_models"
@@ -238,7 +239,7 @@ def plan(specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separa
                 name=spec.name,
                 role=spec.role,
                 weights=serving.weights,
-                precision=spec.precision_in_use if target == "gpu" else "fp32",
+                precision=serving_precision(spec, target),
                 config=config,
                 python_model=serving.python_model if serving.backend == "python" else None,
                 spec=spec,

@@ -215,3 +215,25 @@ def test_bad_overrides_are_rejected_with_the_file_and_key(tmp_path, text, expect
 def test_unknown_target_is_rejected():
     with pytest.raises(CatalogError, match="target 'tpu'"):
         catalog.load_overrides("tpu")
+
+
+def test_gpu_memory_by_pool_counts_gpu_instances_only():
+    specs = catalog.select({})
+    totals = catalog.gpu_memory_by_pool(specs)
+    # Two FP8 Llama variants, one KIND_GPU instance each; speech: one instance of each engine set.
+    assert totals["llm"] == 2 * catalog.CATALOG["llm_chat"].gpu_memory_mib["fp8"]
+    assert totals["speech"] == sum(catalog.CATALOG[n].gpu_memory_mib["fp16"] for n in ("asr", "tts", "embed"))
+    bf16 = catalog.gpu_memory_by_pool(catalog.select({"llm_chat": sel(precision="bf16")}))
+    assert bf16["llm"] > totals["llm"]
+    # What the dev stack's LLM pool GPU holds (L40S, 48 GiB) must cover the default lineup.
+    from infra import gpus
+
+    assert totals["llm"] <= gpus.GPU_SKUS["l40s"].memory_gib * 1024
+
+
+def test_serving_precision_per_target():
+    specs = {s.name: s for s in catalog.select({"asr": sel(precision="fp32")})}
+    assert catalog.serving_precision(specs["asr"], "gpu") == "fp32"
+    assert catalog.serving_precision(specs["llm_chat"], "gpu") == "fp8"
+    assert catalog.serving_precision(specs["llm_chat"], "cpu") == "fp32"
+    assert catalog.serving_precision(specs["voice_pipeline"], "gpu") == "none"
