@@ -1,7 +1,8 @@
 """Fetch a build's source (ONNX file, HF checkpoint, LoRA adapter, calibration set) and prove its digest.
 
 A source is addressed by URI and pinned by sha256: ``file:///abs/path`` or ``/abs/path`` is read in
-place, ``s3://bucket/key`` is downloaded (a key ending in ``/`` is a directory tree). Whatever the
+place, ``s3://bucket/key`` is downloaded (a key ending in ``/`` is a directory tree), ``store://path`` is
+resolved against the engine store's root. Whatever the
 bytes, the build only starts when their digest equals the pinned one, so a key always describes
 what was actually built.
 """
@@ -20,13 +21,29 @@ class SourceError(RuntimeError):
     """A source that cannot be read or is not the pinned one; the message names the URI and the fix."""
 
 
-def fetch_source(source: SourceRef, workdir: Path, s3: S3Options | None = None, what: str = "source_uri") -> Path:
+def resolve_uri(uri: str, store_uri: str | None) -> str:
+    """``store://<path>`` names a path inside the engine store's root (imported sources, exports,
+    calibration sets live beside the engines); every other URI is returned unchanged."""
+    if not uri.startswith("store://"):
+        return uri
+    if not store_uri:
+        raise SourceError(f"{uri!r} is relative to the model store, but no store is known here")
+    return f"{store_uri.rstrip('/')}/{uri[len('store://') :]}"
+
+
+def fetch_source(
+    source: SourceRef,
+    workdir: Path,
+    s3: S3Options | None = None,
+    what: str = "source_uri",
+    store_uri: str | None = None,
+) -> Path:
     """A local path holding exactly the pinned bytes of ``source``."""
-    parsed = urlparse(source.uri)
+    parsed = urlparse(resolve_uri(source.uri, store_uri))
     if parsed.scheme == "s3":
-        path = _download_s3(parsed.netloc, parsed.path.lstrip("/"), Path(workdir) / "source", s3 or S3Options(), what)
+        path = download_s3(parsed.netloc, parsed.path.lstrip("/"), Path(workdir) / "source", s3 or S3Options(), what)
     elif parsed.scheme in ("file", ""):
-        path = Path(parsed.path if parsed.scheme == "file" else source.uri)
+        path = Path(parsed.path if parsed.scheme == "file" else parsed.geturl())
         if not path.is_absolute():
             raise SourceError(f"{what} {source.uri!r} is a relative path; give an absolute path or a file:// URI")
         if not path.exists():
@@ -43,7 +60,7 @@ def fetch_source(source: SourceRef, workdir: Path, s3: S3Options | None = None, 
     return path
 
 
-def _download_s3(bucket: str, key: str, destination: Path, options: S3Options, what: str) -> Path:
+def download_s3(bucket: str, key: str, destination: Path, options: S3Options, what: str) -> Path:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 

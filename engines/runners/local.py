@@ -49,11 +49,11 @@ class LocalRunner:
             workdir.mkdir()
             output.mkdir()
             try:
-                source = fetch_source(spec.source, workdir, self.s3)
+                source = fetch_source(spec.source, workdir, self.s3, store_uri=store.uri)
                 log.info(f"source {spec.source.uri} verified (sha256 {spec.source.sha256[:16]}...)")
 
                 def fetch(ref, what):
-                    return fetch_source(ref, workdir / "inputs", self.s3, what)
+                    return fetch_source(ref, workdir / "inputs", self.s3, what, store.uri)
 
                 ctx = BuildContext(workdir, output, log, store, fetch)
                 result = builder.build(spec, source, ctx)

@@ -1,0 +1,198 @@
+"""Which engines a stack needs: the enabled catalog models x the GPU pools that serve them.
+
+Pure planning (no Pulumi): ``plan_engines`` turns the models ``model_repo.catalog.select`` returned
+and the stack's GPU pools into one ``PlannedEngine`` per (engine, pool), each passed through the
+compatibility gate. ``engines.declare`` turns plans into ``Engine`` resources.
+
+* Models with catalog ``engines`` (ASR, TTS, embeddings) get one TensorRT plan per engine, per pool
+  whose role is the model's pool, at the model's selected precision. Optimization profiles come from
+  the engine's tensors (batch from its batching, fixed dims as declared) and ``DYNAMIC_DIMS`` below
+  for the dynamic ones.
+* LLMs get one TensorRT-LLM artifact (ModelOpt FP8 checkpoint or bf16 checkpoint + serving config)
+  per LLM pool. With ``llm_variants="lora"`` a LoRA variant becomes an adapter artifact bound to its
+  base model's key, and the base is prepared with LoRA serving enabled.
+
+Sources come from the source lock (``engines.source_lock``): the catalog's URIs carry no digest for
+imported checkpoints and exported graphs, the lock does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from engines.builders import spec_for
+from engines.compatibility import check_compatible
+from engines.source_lock import SourceLock
+from engines.spec import BuilderSettings, Calibration, EngineSpec, InputProfile, LlmSettings, Target, content_key
+
+# Ranges (min, opt, max) of each dynamic (-1) dimension of each catalog engine input, in axis
+# order, batch excluded for batched engines. They bound what the deployed engine accepts, so they
+# follow the catalog's limits: utterances up to ~16 s of 10 ms mel frames (8x subsampled after the
+# encoder), up to 256 text tokens, up to ~18 s of 22.05 kHz audio from 80-bin spectrogram frames.
+DYNAMIC_DIMS: Mapping[str, Mapping[str, tuple[tuple[int, int, int], ...]]] = {
+    "asr_encoder": {"audio_signal": ((16, 800, 1600),)},
+    "asr_decoder_joint": {
+        # Not batched by Triton: the first dimension is the utterance batch of the greedy loop.
+        "encoder_outputs": ((1, 4, 8), (1, 100, 200)),
+        "targets": ((1, 4, 8), (1, 1, 1)),
+        "target_length": ((1, 4, 8),),
+        "input_states_1": ((1, 4, 8),),
+        "input_states_2": ((1, 4, 8),),
+    },
+    "tts_fastpitch": {"text": ((1, 64, 256),), "pace": ((1, 64, 256),)},
+    "tts_hifigan": {"spec": ((16, 400, 1600),)},
+    "embed_encoder": {
+        "input_ids": ((1, 64, 256),),
+        "attention_mask": ((1, 64, 256),),
+        "token_type_ids": ((1, 64, 256),),
+    },
+}
+# Calibration text for FP8 LLM checkpoints (one sample per line), pinned in the source lock.
+LLM_CALIBRATION_URI = "store://calibration/llm-fp8-calibration.txt"
+LlmVariants = Literal["separate", "lora"]
+
+
+class PoolLike(Protocol):
+    """What planning needs from a GPU pool (``infra.settings.GpuPool``)."""
+
+    name: str
+    role: str
+    gpu_sku: str
+
+
+class PlanError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PlannedEngine:
+    model: str  # public catalog model
+    engine: str  # engine name: the catalog engine, the LLM model, or "<model>_lora"
+    pool: str
+    spec: EngineSpec
+
+    @property
+    def key(self) -> str:
+        return content_key(self.spec)
+
+    @property
+    def resource_name(self) -> str:
+        return f"{self.engine}-{self.pool}"
+
+
+def engine_profiles(engine: Any) -> tuple[InputProfile, ...]:
+    """Optimization profiles of a catalog engine (``model_repo.catalog.EngineSpec``)."""
+    ranges = DYNAMIC_DIMS.get(engine.name, {})
+    batching = engine.batching
+    profiles = []
+    for tensor in engine.inputs:
+        dims = tensor.reshape if tensor.reshape is not None else tensor.dims
+        dynamic = list(ranges.get(tensor.name, ()))
+        if sum(1 for d in dims if d == -1) != len(dynamic):
+            raise PlanError(
+                f"engine {engine.name!r} input {tensor.name!r} has dims {list(dims)} but DYNAMIC_DIMS gives "
+                f"{len(dynamic)} range(s); give one (min, opt, max) per -1 in engines/catalog_engines.py"
+            )
+        lo, opt, hi = [], [], []
+        if batching.max_batch_size > 0:
+            preferred = [p for p in batching.preferred_batch_sizes if p <= batching.max_batch_size]
+            lo.append(1)
+            opt.append(max(preferred) if preferred else batching.max_batch_size)
+            hi.append(batching.max_batch_size)
+        for d in dims:
+            r = dynamic.pop(0) if d == -1 else (d, d, d)
+            lo.append(r[0])
+            opt.append(r[1])
+            hi.append(r[2])
+        profiles.append(InputProfile(tensor.name, tuple(lo), tuple(opt), tuple(hi)))
+    return tuple(profiles)
+
+
+def llm_settings(model: Any, enable_lora: bool = False, base_model_key: str | None = None) -> LlmSettings:
+    """Serving limits from the model's gpu serving parameters (the catalog is the single source)."""
+    params = model.target("gpu").parameters
+    return LlmSettings(
+        max_batch_size=int(params.get("max_inflight_requests", 64)),
+        max_num_tokens=int(params.get("max_num_tokens", 8192)),
+        max_seq_len=int(params.get("max_seq_len", 8192)),
+        tensor_parallel_size=int(params.get("tensor_parallel_size", 1)),
+        kv_cache_dtype="fp8" if model.precision_in_use == "fp8" else "auto",
+        kv_cache_free_gpu_memory_fraction=float(params.get("kv_cache_free_gpu_memory_fraction", 0.85)),
+        enable_lora=enable_lora,
+        base_model_key=base_model_key,
+    )
+
+
+def plan_engines(
+    models: Iterable[Any],
+    pools: Iterable[PoolLike],
+    lock: SourceLock,
+    llm_variants: LlmVariants = "separate",
+) -> list[PlannedEngine]:
+    """One PlannedEngine per (engine, pool serving it); raises PlanError/SourceLockError/EngineCompatibilityError."""
+    models = list(models)
+    pools = list(pools)
+    by_name = {m.name: m for m in models}
+    lora_bases = {m.lora.base for m in models if llm_variants == "lora" and m.lora is not None}
+    plans: list[PlannedEngine] = []
+    for model in models:
+        serving_pools = [p for p in pools if p.role == model.pool]
+        if (model.engines or model.role == "llm") and not serving_pools:
+            raise PlanError(f"model {model.name!r} runs on the {model.pool!r} pool, but the stack has no such GPU pool")
+        for pool in serving_pools:
+            if model.role == "llm":
+                plans.append(_plan_llm(model, pool, lock, by_name, lora_bases, llm_variants))
+            for engine in model.engines:
+                spec = spec_for(
+                    engine.name,
+                    "tensorrt",
+                    lock.resolve(engine.source.uri, "onnx", f"engine {engine.name!r} of {model.name!r}"),
+                    Target.for_gpu(pool.gpu_sku, "tensorrt"),
+                    BuilderSettings(precision=model.precision_in_use, profiles=engine_profiles(engine)),
+                )
+                plans.append(PlannedEngine(model.name, engine.name, pool.name, spec))
+    for plan in plans:
+        pool = next(p for p in pools if p.name == plan.pool)
+        check_compatible(plan.spec, pool.name, pool.gpu_sku)
+    return plans
+
+
+def _plan_llm(model, pool, lock, by_name, lora_bases, llm_variants) -> PlannedEngine:
+    target = Target.for_gpu(pool.gpu_sku, "tensorrt_llm")
+    calibration = None
+    if model.precision_in_use == "fp8":
+        data = lock.resolve(LLM_CALIBRATION_URI, "calibration", f"fp8 calibration of {model.name!r}")
+        calibration = Calibration("modelopt", data)
+    if llm_variants == "lora" and model.lora is not None:
+        base = by_name.get(model.lora.base)
+        if base is None:
+            raise PlanError(
+                f"model {model.name!r} is a LoRA variant of {model.lora.base!r}, which is not enabled; enable it "
+                "or use llm_variants 'separate'"
+            )
+        base_plan = _plan_llm(base, pool, lock, by_name, lora_bases, llm_variants)
+        spec = spec_for(
+            f"{model.name}_lora",
+            "lora",
+            lock.resolve(model.lora.adapter.uri, "lora_adapter", f"LoRA adapter of {model.name!r}"),
+            target,
+            BuilderSettings(
+                precision=base.precision_in_use,
+                llm=llm_settings(base, enable_lora=True, base_model_key=base_plan.key),
+            ),
+        )
+        return PlannedEngine(model.name, f"{model.name}_lora", pool.name, spec)
+    spec = spec_for(
+        model.name,
+        "tensorrt_llm",
+        lock.resolve(model.source.uri, "hf_checkpoint", f"checkpoint of {model.name!r}"),
+        target,
+        BuilderSettings(
+            precision=model.precision_in_use,
+            calibration=calibration,
+            llm=llm_settings(model, enable_lora=model.name in lora_bases),
+        ),
+    )
+    return PlannedEngine(model.name, model.name, pool.name, spec)
