@@ -1,10 +1,11 @@
 """Run the real Triton Inference Server locally on a model repository.
 
 The ``nvidia-pytriton`` wheel ships a complete ``tritonserver`` binary with the Python backend. This
-module starts it the way the wheel needs (its shared libraries on ``LD_LIBRARY_PATH``, the Python
-backend stub built for the running Python version next to the backend, this interpreter's ``bin``
-first on ``PATH`` so the stub runs models with this environment's packages), on free loopback ports,
-and stops it cleanly. Tests, benchmarks and ``python -m model_repo serve`` all use it::
+module starts it the way the wheel needs -- its shared libraries on ``LD_LIBRARY_PATH``, behind this
+interpreter's own ``libpython``; the Python backend stub built for the running Python version next to
+the backend; this interpreter's ``bin`` first on ``PATH`` so the stub runs models with this
+environment's packages -- on free loopback ports, and stops it cleanly. Tests, benchmarks and
+``python -m model_repo serve`` all use it::
 
     from model_repo.local_server import TritonServer
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -101,6 +104,15 @@ def _prepare_backends(install: Installation, scratch: Path) -> Path:
     shutil.copytree(install.backends_dir, private, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(install.stub, private / "python" / "triton_python_backend_stub")
     return private
+
+
+def _python_libdir() -> str | None:
+    """The directory holding this interpreter's shared libpython, if it was built with one."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    library = sysconfig.get_config_var("LDLIBRARY") or ""
+    if libdir and library.endswith(".so") and (Path(libdir) / library).exists():
+        return str(libdir)
+    return None
 
 
 def free_port() -> int:
@@ -260,6 +272,30 @@ class TritonServer:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def log_errors(self, limit: int = 20) -> str:
+        """Error lines of the log (model load failures, stub errors): Triton prints its long option
+        table after them, so a plain tail can miss the cause."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, RuntimeError):
+            return ""
+        hits = [
+            line[:2000]
+            for line in text.splitlines()
+            if re.match(r"E\d{4} ", line) or "failed to load" in line or "Failed to initialize Python stub" in line
+        ]
+        # CPU-only machines always log these; they are noise, not causes.
+        noise = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM")
+        causes = [h for h in hits if not any(n in h for n in noise)]
+        return "\n".join(causes[-limit:])
+
+    def _failure_report(self) -> str:
+        errors = self.log_errors()
+        report = f"log {self.log_path}:\n"
+        if errors:
+            report += f"errors:\n{errors}\n"
+        return report + f"last lines:\n{self.log_tail(15)}"
+
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -290,8 +326,16 @@ class TritonServer:
     def _environment(self, install: Installation) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.extra_env)
-        libs = str(install.library_dir)
-        env["LD_LIBRARY_PATH"] = f"{libs}:{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else libs
+        libs = [str(install.library_dir)]
+        python_libdir = _python_libdir()
+        if python_libdir is not None:
+            # The stub links libpython3.x dynamically; without this it may bind the distribution's
+            # libpython of another patch release, whose C API does not match this interpreter's
+            # extension modules (seen: "_ssl...so: undefined symbol: _PyModule_Add").
+            libs.insert(0, python_libdir)
+        if env.get("LD_LIBRARY_PATH"):
+            libs.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = ":".join(libs)
         # The stub starts the interpreter it finds first on PATH; make it this environment's.
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         return env
@@ -318,7 +362,7 @@ class TritonServer:
             if code is not None:
                 raise TritonStartError(
                     f"tritonserver exited with code {code} before becoming ready "
-                    f"(repository {self.model_repository}); log {self.log_path}:\n{self.log_tail()}"
+                    f"(repository {self.model_repository}); {self._failure_report()}"
                 )
             with (
                 contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, OSError),
@@ -329,7 +373,7 @@ class TritonServer:
             time.sleep(0.25)
         raise TritonStartError(
             f"tritonserver not ready after {self.startup_timeout_s:.0f}s (repository {self.model_repository}); "
-            f"raise startup_timeout_s if models load slowly; log {self.log_path}:\n{self.log_tail()}"
+            f"raise startup_timeout_s if models load slowly; {self._failure_report()}"
         )
 
     def _terminate(self) -> int | None:

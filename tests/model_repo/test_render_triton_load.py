@@ -26,11 +26,14 @@ pytestmark = pytest.mark.triton
 
 ADD_ONE = textwrap.dedent(
     """
+    import ssl  # a C extension of this interpreter's stdlib: needs the stub on the matching libpython
+
     import numpy as np
     import triton_python_backend_utils as pb_utils
 
     class TritonPythonModel:
         def initialize(self, args):
+            assert ssl.OPENSSL_VERSION
             if "{fail}" == "yes":
                 raise RuntimeError("initialize refused: broken on purpose")
 
