@@ -1,0 +1,85 @@
+"""The program, as it registers its resources under Pulumi mocks, passes every policy of the pack.
+
+The rules of policy/rules.py run over each stack's recorded registrations (type tokens and camelCase
+inputs exactly as the engine receives them), so a careless edit of a component that the policy pack
+would block in `pulumi preview` fails here first. The environment comes from the stack config, as the
+pack resolves it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from infra.settings import read_stack_config
+from policy import rules
+
+
+def _resources(run) -> list[rules.Resource]:
+    return [rules.Resource(r.type, r.inputs, r.urn, r.name, id=r.id or None) for r in run.registrations]
+
+
+def _context(run) -> rules.Context:
+    config = read_stack_config(run.stack)
+    return rules.Context(environment=rules.environment_of(None, config.get("triton-platform:environment"), run.stack))
+
+
+def test_program_has_no_policy_violations(stack_run):
+    violations = rules.evaluate(_resources(stack_run), _context(stack_run))
+    assert violations == [], "\n".join(f"{v.rule} {v.urn.rsplit('::', 1)[-1]}: {v.message}" for v in violations)
+
+
+# Resource types the rules must have seen in the program, so "no violations" is not "nothing checked".
+SUBJECTS = {
+    "imdsv2-hop-limit-1": [rules.LAUNCH_TEMPLATE, rules.EKS_NODE_GROUP],
+    "gpu-node-groups-tainted": [rules.EKS_NODE_GROUP],
+    "ecr-immutable-scan-on-push": [rules.ECR_REPOSITORY],
+    "eks-secrets-kms-encrypted": [rules.EKS_CLUSTER],
+    "prod-eks-endpoint-private": [rules.EKS_CLUSTER],
+    "s3-buckets-encrypted-versioned-private": [rules.S3_BUCKETS[0], rules.S3_ENCRYPTION[0], rules.S3_VERSIONING[0],
+                                               rules.S3_PUBLIC_ACCESS_BLOCK],
+}
+
+
+@pytest.mark.parametrize("rule", sorted(SUBJECTS))
+def test_rules_had_subjects_in_the_program(stack_run, rule):
+    types = {r.type for r in stack_run.registrations}
+    missing = [t for t in SUBJECTS[rule] if t not in types]
+    assert missing == [], f"{rule}: the program registers no {missing}"
+    gpu_groups = [r for r in stack_run.of_type(rules.EKS_NODE_GROUP) if rules.is_gpu_node_group(r.inputs)]
+    assert len(gpu_groups) == len(read_stack_config(stack_run.stack)["triton-platform:gpuPools"])
+
+
+def _broken(run, type_: str, mutate) -> list[rules.Resource]:
+    """The program's resources with the first resource of ``type_`` (GPU one for node groups) mutated."""
+    resources = _resources(run)
+    for index, resource in enumerate(resources):
+        if resource.type == type_ and (type_ != rules.EKS_NODE_GROUP or rules.is_gpu_node_group(resource.props)):
+            props = copy.deepcopy(dict(resource.props))
+            mutate(props)
+            resources[index] = rules.Resource(resource.type, props, resource.urn, resource.name, id=resource.id)
+            return resources
+    raise AssertionError(f"no {type_} in the program")
+
+
+@pytest.mark.parametrize(("type_", "mutate", "rule"), [
+    (rules.LAUNCH_TEMPLATE, lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2), "imdsv2-hop-limit-1"),
+    (rules.EKS_NODE_GROUP, lambda p: p.pop("taints"), "gpu-node-groups-tainted"),
+    (rules.ECR_REPOSITORY, lambda p: p.update(imageTagMutability="MUTABLE"), "ecr-immutable-scan-on-push"),
+    (rules.EKS_CLUSTER, lambda p: p.pop("encryptionConfig"), "eks-secrets-kms-encrypted"),
+    (rules.S3_VERSIONING[0], lambda p: p["versioningConfiguration"].update(status="Suspended"),
+     "s3-buckets-encrypted-versioned-private"),
+    (rules.S3_PUBLIC_ACCESS_BLOCK, lambda p: p.update(blockPublicPolicy=False), "s3-settings-secure"),
+], ids=["hop-limit", "gpu-taint", "ecr-mutable", "no-kms-secrets", "versioning-suspended", "public-policy"])
+def test_a_careless_edit_of_the_program_is_caught(dev_stack, type_, mutate, rule):
+    violations = rules.evaluate(_broken(dev_stack, type_, mutate), _context(dev_stack))
+    assert rule in {v.rule for v in violations}, violations
+
+
+def test_prod_cluster_endpoint_rule_reads_the_program_cluster(prod_stack):
+    def public(props):
+        props["vpcConfig"]["endpointPublicAccess"] = True
+
+    violations = rules.evaluate(_broken(prod_stack, rules.EKS_CLUSTER, public), _context(prod_stack))
+    assert [v.rule for v in violations] == ["prod-eks-endpoint-private"]
