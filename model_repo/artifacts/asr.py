@@ -6,9 +6,11 @@ attention, a CTC head over characters -- at toy size with deterministic random w
 ONNX. It is labelled ``random-weights (real architecture, not trained)``: the transcript it produces is
 transcript-shaped (lower-case words from its character vocabulary), not what was said.
 
-The CTC head's bias is initialised with the blank-dominant prior every trained CTC head learns
-(most 20 ms frames emit blank, some emit a word break), so greedy decoding yields word-length runs
-instead of one character per frame; the weights stay random.
+The CTC head is initialised so its random output is shaped like a transcript: weights wide enough
+(std 0.3) that neighbouring 20 ms frames pick different symbols, and a bias with the blank-dominant
+prior every trained CTC head learns (about a third of the frames emit blank, some a word break), so
+greedy decoding yields runs of short words instead of one character per frame or nothing at all.
+The weights stay random.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ VOCAB = ["<blank>", "|", "'", *"abcdefghijklmnopqrstuvwxyz"]
 SAMPLE_RATE = 16_000
 DEFAULT_LAYERS = 2
 DEFAULT_HIDDEN = 64
-BLANK_BIAS = 3.0
-WORD_BREAK_BIAS = 1.0
+HEAD_STD = 0.3
+BLANK_BIAS = 7.0
+WORD_BREAK_BIAS = 4.0
 
 
 def recipe(spec, serving, ctx) -> Recipe:
@@ -100,6 +103,7 @@ def _build(out: Path, *, seed: int, layers: int, hidden: int) -> None:
     )
     model = Wav2Vec2ConformerForCTC(config).eval()
     with torch.no_grad():
+        model.lm_head.weight.normal_(0.0, HEAD_STD)
         model.lm_head.bias.zero_()
         model.lm_head.bias[0] = BLANK_BIAS
         model.lm_head.bias[1] = WORD_BREAK_BIAS

@@ -17,6 +17,7 @@ class SentenceEncoder:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(tokenizer_path)
+        self.max_tokens = max_tokens
         self.tokenizer.enable_truncation(max_length=max_tokens)
         pad_id = self.tokenizer.token_to_id("[PAD]")
         self.tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
@@ -26,6 +27,14 @@ class SentenceEncoder:
         self.session = ort.InferenceSession(onnx_path, sess_options=options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text needs, special tokens included, before any truncation."""
+        self.tokenizer.no_truncation()
+        try:
+            return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+        finally:
+            self.tokenizer.enable_truncation(max_length=self.max_tokens)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32, unit length rows (cosine similarity == inner product)."""

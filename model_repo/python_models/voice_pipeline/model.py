@@ -1,0 +1,145 @@
+"""The voice turn, as one decoupled BLS model: audio in -> ANC -> VAD -> ASR -> retrieval -> LLM -> TTS.
+
+Inputs ``AUDIO`` (16 kHz mono float32, one utterance), ``SAMPLE_RATE``, optional ``MAX_TOKENS``.
+Responses (streamed, over gRPC):
+
+1. ``TRANSCRIPT``, ``SPEECH_SEGMENTS`` (where VAD heard speech, seconds) and ``PASSAGES`` (retrieved
+   knowledge-base passages the answer is grounded on);
+2. ``TEXT_OUTPUT`` for every piece the LLM streams, and -- interleaved, as soon as a phrase of the answer
+   is complete -- ``AUDIO`` chunks of that phrase spoken by TTS (16 kHz float32), so the caller hears the
+   start of the answer while the rest is still being generated;
+3. an empty response flagged final.
+
+If VAD finds no speech, the first response carries an empty transcript and the stream ends.
+Every stage is a model of this server called by name (``*_model`` parameters), so each is also
+reachable on its own. Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (flush a phrase to TTS
+at this length), ``max_prompt_chars``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from _common import bls, triton
+from _common.errors import BadRequest
+
+SAMPLE_RATE = 16_000
+MIN_SAMPLES = SAMPLE_RATE // 4  # 250 ms: less cannot hold a word
+SENTENCE_END = ".?!"
+ROLES = ("anc", "vad", "asr", "embed", "retriever", "llm", "tts")
+
+
+def _batch1(value: np.ndarray) -> np.ndarray:
+    # anc, vad, asr, embed and retriever use Triton batching (max_batch_size > 0): inputs carry a
+    # leading batch dimension, here of one.
+    return value[None, ...]
+
+
+def _text(value: str) -> np.ndarray:
+    return np.array([value.encode("utf-8")], dtype=np.object_)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.config = triton.parse_config(args)
+        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
+            raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
+        params = triton.parameters(self.config)
+        missing = [f"{role}_model" for role in ROLES if f"{role}_model" not in params]
+        if missing:
+            raise RuntimeError(f"{args['model_name']}: config parameters {missing} must name the models to call")
+        self.models = {role: params[f"{role}_model"] for role in ROLES}
+        self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
+        self.top_k = int(params.get("top_k", "3"))
+        self.phrase_chars = int(params.get("phrase_chars", "48"))
+        self.max_prompt_chars = int(params.get("max_prompt_chars", "768"))
+
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                self._turn(request, sender)
+            except Exception as exc:  # noqa: BLE001 - the stream ends with the error, the model lives on
+                sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def _turn(self, request, sender) -> None:
+        audio = triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)[0]
+        max_tokens = triton.input_array(request, "MAX_TOKENS", required=False)
+        if max_tokens is not None and not (max_tokens.size == 1 and 1 <= int(max_tokens.reshape(-1)[0]) <= 512):
+            raise BadRequest(f"MAX_TOKENS is {max_tokens.reshape(-1).tolist()}; send one value in [1, 512]")
+        cancelled = getattr(sender, "is_cancelled", lambda: False)
+        rate = np.array([SAMPLE_RATE], dtype=np.int32)
+
+        clean = bls.call(self.models["anc"], {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
+        clean = clean["AUDIO"][0]
+        vad = bls.call(
+            self.models["vad"], {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"]
+        )
+        segments = vad["SPEECH_SEGMENTS"][0]
+        segments = segments[segments[:, 0] >= 0]  # drop the [-1, -1] padding rows
+        if len(segments) == 0:
+            self._send(sender, TRANSCRIPT=_text(""), SPEECH_SEGMENTS=segments, PASSAGES=np.zeros(0, dtype=np.object_))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return
+
+        # Recognise the speech span (first onset to last offset) of the denoised audio.
+        start, end = int(segments[0, 0] * SAMPLE_RATE), int(segments[-1, 1] * SAMPLE_RATE)
+        speech = clean[start:end]
+        asr = bls.call(self.models["asr"], {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
+        transcript = asr["TRANSCRIPT"].reshape(-1)[0].decode("utf-8")
+
+        embedding = bls.call(self.models["embed"], {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
+        found = bls.call(
+            self.models["retriever"],
+            {"EMBEDDING": embedding, "TOP_K": _batch1(np.array([self.top_k], dtype=np.int32))},
+            ["PASSAGES", "SCORES"],
+        )
+        passages = [p.decode("utf-8") for p in found["PASSAGES"][0]]
+        self._send(
+            sender,
+            TRANSCRIPT=_text(transcript),
+            SPEECH_SEGMENTS=segments.astype(np.float32),
+            PASSAGES=np.array([p.encode("utf-8") for p in passages], dtype=np.object_),
+        )
+
+        llm_inputs = {"TEXT_INPUT": _text(self._prompt(transcript, passages))}
+        if max_tokens is not None:
+            llm_inputs["MAX_TOKENS"] = max_tokens.reshape(1).astype(np.int32)
+        phrase = ""
+        for piece in bls.stream(self.models["llm"], llm_inputs, ["TEXT_OUTPUT"]):
+            if cancelled():
+                return
+            text = piece["TEXT_OUTPUT"].reshape(-1)[0]
+            self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
+            phrase += text.decode("utf-8", errors="replace")
+            if phrase.rstrip()[-1:] in SENTENCE_END or (len(phrase) >= self.phrase_chars and phrase.endswith(" ")):
+                self._speak(sender, phrase, cancelled)
+                phrase = ""
+        self._speak(sender, phrase, cancelled)
+        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def _prompt(self, transcript: str, passages: list[str]) -> str:
+        """Grounding passages, then the user's words, within the LLM's prompt budget."""
+        question = f"User: {transcript}\nAssistant:"
+        budget = self.max_prompt_chars - len(question) - len("Context:\n")
+        context = []
+        for passage in passages:
+            line = f"- {passage}\n"
+            if len(line) > budget:
+                break
+            context.append(line)
+            budget -= len(line)
+        return "Context:\n" + "".join(context) + question
+
+    def _speak(self, sender, phrase: str, cancelled) -> None:
+        if not phrase.strip():
+            return
+        for chunk in bls.stream(self.models["tts"], {"TEXT": _text(phrase.strip())}, ["AUDIO"]):
+            if cancelled():
+                return
+            self._send(sender, AUDIO=chunk["AUDIO"].astype(np.float32))
+
+    @staticmethod
+    def _send(sender, **outputs: np.ndarray) -> None:
+        sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in outputs.items()]))
