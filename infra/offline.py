@@ -48,6 +48,7 @@ class Registration:
     type: str  # e.g. "aws:eks/nodeGroup:NodeGroup", "platform:nodes:NodeGroups"
     name: str  # logical name
     urn: str
+    id: str  # the physical id the mocks assigned ("" for components)
     parent: str  # parent URN, "" for top-level resources
     custom: bool  # False for ComponentResources
     inputs: dict[str, Any]  # wire names (camelCase), secrets unwrapped
@@ -106,6 +107,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
+                    id=self.resources[response.urn].id or "",
                     parent=request.parent,
                     custom=bool(request.custom),
                     inputs=_plain(raw_inputs),

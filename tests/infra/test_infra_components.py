@@ -1,0 +1,159 @@
+"""Component building blocks and stack variants: subnet layout, kubeconfig, labels, an existing
+VPC, deduplicated admins."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import stat
+
+import kubernetes
+import pytest
+import yaml
+
+from infra import scheduling
+from infra.gpu_software import time_slicing_config
+from infra.kubeconfig import render_kubeconfig
+from infra.network import plan_subnets
+from infra.offline import DEPLOYER_ROLE_ARN
+from infra.settings import GpuPool
+from tests.pulumi_harness import run_stack
+
+# --- subnet layout ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vpc_cidr", ["10.0.0.0/16", "10.30.0.0/18", "172.16.0.0/20"])
+def test_subnet_layout_fits_six_azs_without_overlap(vpc_cidr):
+    vpc = ipaddress.ip_network(vpc_cidr)
+    zones = [f"us-east-1{c}" for c in "abcdef"]
+    plans = plan_subnets(vpc_cidr, zones)
+    networks = [ipaddress.ip_network(c) for p in plans for c in (p.public_cidr, p.private_cidr)]
+    for index, net in enumerate(networks):
+        assert net.subnet_of(vpc)
+        assert not any(net.overlaps(other) for other in networks[index + 1 :])
+    # Pods take VPC addresses: private subnets are 8x the public ones.
+    assert (
+        ipaddress.ip_network(plans[0].private_cidr).num_addresses
+        == 8 * ipaddress.ip_network(plans[0].public_cidr).num_addresses
+    )
+
+
+def test_adding_an_az_never_renumbers_existing_subnets():
+    two = plan_subnets("10.20.0.0/16", ["us-west-2a", "us-west-2b"])
+    three = plan_subnets("10.20.0.0/16", ["us-west-2a", "us-west-2b", "us-west-2c"])
+    assert three[:2] == two
+
+
+def test_more_azs_than_the_layout_holds_is_an_error():
+    with pytest.raises(ValueError, match="use at most 6"):
+        plan_subnets("10.0.0.0/16", [f"z{i}" for i in range(7)])
+
+
+# --- kubeconfig -----------------------------------------------------------------------------------
+
+
+def test_kubeconfig_is_loadable_and_calls_aws_eks_get_token(tmp_path, monkeypatch):
+    """The real Kubernetes client loads the kubeconfig and runs its exec plugin; a stand-in `aws`
+    on PATH records its arguments and answers with an ExecCredential, as the AWS CLI would."""
+    calls = tmp_path / "calls.json"
+    fake_aws = tmp_path / "bin" / "aws"
+    fake_aws.parent.mkdir()
+    fake_aws.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, sys\n"
+        f"open({str(calls)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "print(json.dumps({'kind': 'ExecCredential', 'apiVersion': 'client.authentication.k8s.io/v1beta1',"
+        " 'status': {'token': 'k8s-aws-v1.offline'}}))\n"
+    )
+    fake_aws.chmod(fake_aws.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{fake_aws.parent}{os.pathsep}{os.environ['PATH']}")
+
+    document = render_kubeconfig("triton-platform-dev", "https://example.eks.amazonaws.com", "Q0E=", "us-west-2")
+    path = tmp_path / "kubeconfig.json"
+    path.write_text(json.dumps(document))
+
+    contexts, current = kubernetes.config.list_kube_config_contexts(config_file=str(path))
+    assert current["name"] == "triton-platform-dev"
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    assert configuration.host == "https://example.eks.amazonaws.com"
+    assert configuration.api_key["BearerToken"] == "Bearer k8s-aws-v1.offline"
+    assert json.loads(calls.read_text()) == [
+        "--region",
+        "us-west-2",
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "triton-platform-dev",
+        "--output",
+        "json",
+    ]
+
+
+# --- labels and device-plugin config ----------------------------------------------------------------
+
+
+def _pool(**changes) -> GpuPool:
+    fields = {
+        "name": "llm",
+        "role": "llm",
+        "instanceTypes": ["p5.48xlarge"],
+        "gpuSku": "h100",
+        "minSize": 0,
+        "maxSize": 2,
+        "desiredSize": 1,
+    }
+    return GpuPool.model_validate({**fields, **changes})
+
+
+def test_platform_labels_win_over_pool_labels():
+    pool = _pool(labels={"team": "voice", scheduling.GPU_SKU_LABEL: "a100"})
+    labels = scheduling.gpu_node_labels(pool)
+    assert labels["team"] == "voice"
+    assert labels[scheduling.GPU_SKU_LABEL] == "h100"
+    assert labels[scheduling.COMPUTE_CAPABILITY_LABEL] == "9.0"
+    assert scheduling.gpu_pool_selector(pool) == {"platform.io/pool": "llm", "platform.io/gpu-sku": "h100"}
+
+
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_time_slicing_config_round_trips(replicas):
+    config = yaml.safe_load(time_slicing_config(replicas))
+    assert config["sharing"]["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": replicas}]
+    assert config["sharing"]["timeSlicing"]["renameByDefault"] is False
+
+
+# --- stack variants -------------------------------------------------------------------------------
+
+EXISTING_VPC = {
+    "vpcId": "vpc-0abc1234def567890",
+    "publicSubnetIds": ["subnet-0pub1", "subnet-0pub2", "subnet-0pub3"],
+    "privateSubnetIds": ["subnet-0priv1", "subnet-0priv2", "subnet-0priv3"],
+}
+
+
+def test_existing_vpc_is_used_and_its_subnets_tagged():
+    run = run_stack("prod", overrides={"triton-platform:network.existingVpc": EXISTING_VPC})
+    run.raise_error()
+    for created in ("aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway"):
+        assert run.of_type(created) == [], created
+    assert run.outputs["vpcId"] == EXISTING_VPC["vpcId"]
+    cluster_subnets = run.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"]
+    assert cluster_subnets == EXISTING_VPC["privateSubnetIds"]
+    for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert group.inputs["subnetIds"] == EXISTING_VPC["privateSubnetIds"]
+    tags = {(t.inputs["resourceId"], t.inputs["key"]): t.inputs["value"] for t in run.of_type("aws:ec2/tag:Tag")}
+    for subnet in EXISTING_VPC["publicSubnetIds"]:
+        assert tags[(subnet, "kubernetes.io/role/elb")] == "1"
+        assert tags[(subnet, "kubernetes.io/cluster/triton-platform-prod")] == "shared"
+    for subnet in EXISTING_VPC["privateSubnetIds"]:
+        assert tags[(subnet, "kubernetes.io/role/internal-elb")] == "1"
+
+
+def test_admin_principals_get_one_entry_each_including_the_deployer_once():
+    admins = ["arn:aws:iam::123456789012:role/sre-oncall", DEPLOYER_ROLE_ARN]
+    run = run_stack("dev", overrides={"triton-platform:cluster.adminPrincipalArns": admins})
+    run.raise_error()
+    principals = sorted(e.inputs["principalArn"] for e in run.of_type("aws:eks/accessEntry:AccessEntry"))
+    assert principals == sorted(set(admins))
+    assert len(run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")) == 2
