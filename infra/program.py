@@ -23,6 +23,10 @@ from infra.node_groups import NodeGroups, NodeGroupsArgs
 from infra.settings import Settings, settings_from_pulumi_config
 from infra.stores import Stores, StoresArgs
 
+# Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
+# check it before reading the others; bump the major for a rename or removal, the minor for an addition.
+OUTPUTS_VERSION = "1.0.0"
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -128,6 +132,7 @@ def stack_outputs(platform: Platform) -> dict[str, Any]:
     """The stack outputs: a contract read by other stacks (StackReference) and by the README.
     Keep the names stable; add, never rename."""
     return {
+        "outputsVersion": OUTPUTS_VERSION,
         "clusterName": platform.cluster.name,
         "clusterEndpoint": platform.cluster.endpoint,
         "kubeconfig": platform.cluster.kubeconfig,  # secret

@@ -11,6 +11,7 @@ from infra import scheduling, versions
 from infra.cluster import CONTROL_PLANE_LOG_TYPES
 from infra.gpu_software import NAMESPACE
 from infra.offline import DEPLOYER_ROLE_ARN
+from infra.program import OUTPUTS_VERSION
 from tests.pulumi_harness import is_taggable, kubernetes_objects
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -21,6 +22,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 
 OUTPUT_CONTRACT = {
+    "outputsVersion",
     "clusterName",
     "clusterEndpoint",
     "kubeconfig",
@@ -481,6 +483,7 @@ def test_stack_outputs_contract(stack_run, stack_settings):
     assert outputs["clusterEndpoint"] == cluster.outputs["endpoint"]
     assert outputs["clusterEndpoint"].startswith("https://")
     assert outputs["region"] == stack_settings.region
+    assert outputs["outputsVersion"] == OUTPUTS_VERSION
     assert outputs["vpcId"] == stack_run.one("aws:ec2/vpc:Vpc").id
     groups = {g.name: g.outputs["nodeGroupName"] for g in stack_run.of_type(NODE_GROUP)}
     assert outputs["nodeGroups"] == {
