@@ -27,6 +27,11 @@ JOB_LABEL = "app.kubernetes.io/name"
 TRITON_JOB = TRITON_SERVICE_SELECTOR[JOB_LABEL]
 DCGM_JOB = DCGM_SERVICE_SELECTOR[JOB_LABEL]
 
+# Flags the Triton containers must run with for the rules and dashboards to have data:
+# per-model latency summaries (p50/p99 request latency) and the first-response histogram
+# of decoupled models (time to first token / first audio chunk; Triton >= 2.5x releases).
+TRITON_METRICS_ARGS = ("--metrics-config=summary_latencies=true", "--metrics-config=histogram_latencies=true")
+
 MODEL_ROLES = ("llm", "asr", "tts", "vad", "anc", "embed", "retriever", "pipeline")
 SCRAPE_INTERVAL = "15s"
 

@@ -38,7 +38,7 @@ from monitoring_servers import ExpositionServer, PrometheusServer
 
 from infra.monitoring import metric_catalog
 from infra.monitoring.dashboards import build_dashboards, panel_queries
-from infra.monitoring.monitors import role_relabelings, to_prometheus_relabel_configs
+from infra.monitoring.monitors import TRITON_METRICS_ARGS, role_relabelings, to_prometheus_relabel_configs
 from infra.monitoring.rule_files import render_rule_files
 from infra.monitoring.settings import LatencySlos
 from model_repo.local_server import TritonServer
@@ -46,8 +46,6 @@ from model_repo.local_server import TritonServer
 pytestmark = [pytest.mark.triton, pytest.mark.prometheus]
 
 MODEL_ROLES = {"asr_tiny": "asr", "tts_stream": "tts", "llm_stream": "llm", "voice_pipeline": "pipeline"}
-# The metrics flags the Triton deployment runs with (production: Triton 2.62).
-TRITON_METRICS_ARGS = ["--metrics-config=summary_latencies=true", "--metrics-config=histogram_latencies=true"]
 TOKENS_PER_REQUEST = 6
 MISSPELLED_RULE = "test:misspelled_request_rate:rate5m"
 
@@ -292,7 +290,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     role_relabel = to_prometheus_relabel_configs(role_relabelings(MODEL_ROLES))
     first_responses = SyntheticFirstResponses()
     server = TritonServer(
-        write_repository(root / "repo"), work_dir=root / "triton", extra_args=TRITON_METRICS_ARGS, startup_timeout_s=90
+        write_repository(root / "repo"),
+        work_dir=root / "triton",
+        extra_args=list(TRITON_METRICS_ARGS),
+        startup_timeout_s=90,
     )
     with (
         server,
