@@ -19,7 +19,6 @@ import runpy
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -517,9 +516,3 @@ def run_program(
     finally:
         pulumi.runtime.set_all_config({}, [])
     return run
-
-
-def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    from infra.settings import read_stack_config
-
-    return read_stack_config(stack, root)

@@ -7,6 +7,8 @@ import ipaddress
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import kubernetes
 import pytest
@@ -17,7 +19,7 @@ from infra.gpu_software import time_slicing_config
 from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
 from infra.offline import DEPLOYER_ROLE_ARN
-from infra.settings import GpuPool
+from infra.settings import REPO_ROOT, GpuPool
 from tests.pulumi_harness import run_stack
 
 # --- subnet layout ------------------------------------------------------------------------------
@@ -157,3 +159,33 @@ def test_admin_principals_get_one_entry_each_including_the_deployer_once():
     principals = sorted(e.inputs["principalArn"] for e in run.of_type("aws:eks/accessEntry:AccessEntry"))
     assert principals == sorted(set(admins))
     assert len(run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")) == 2
+
+
+# --- no resource at import time ---------------------------------------------------------------------
+
+_IMPORT_ALL = """
+import importlib, json, pkgutil
+import infra
+from infra.offline import run_program
+from infra.settings import read_stack_config
+
+def import_everything():
+    for module in pkgutil.walk_packages(infra.__path__, "infra."):
+        importlib.import_module(module.name)
+    return {}
+
+run = run_program(read_stack_config("dev"), stack="dev", program=import_everything)
+if run.error is not None:
+    raise run.error
+print(json.dumps([f"{r.type} {r.name}" for r in run.registrations]))
+"""
+
+
+def test_importing_every_infra_module_declares_nothing():
+    # In a fresh interpreter, so the modules really are imported under the mocks, not found cached.
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ALL], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    declared = json.loads(result.stdout.strip().splitlines()[-1])
+    assert declared == [], f"resources declared at import time: {declared}"
