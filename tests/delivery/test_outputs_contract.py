@@ -64,6 +64,7 @@ def test_docs_describe_every_output_with_its_secret_flag_and_status():
 def test_program_outputs_keep_the_contract(stack_run):
     problems = contract_problems(stack_run.outputs, stack_run.secret_outputs)
     assert problems == [], f"stack {stack_run.stack}:\n" + "\n".join(problems)
+    assert stack_run.outputs["outputsVersion"] == load_contract()["outputsVersion"]
 
 
 def test_stacks_export_the_same_output_names(dev_stack, prod_stack):
