@@ -24,8 +24,17 @@ from typing import Any, Literal, Protocol
 
 from engines.builders import spec_for
 from engines.compatibility import check_compatible
-from engines.source_lock import SourceLock
-from engines.spec import BuilderSettings, Calibration, EngineSpec, InputProfile, LlmSettings, Target, content_key
+from engines.source_lock import SourceLock, SourceLockError
+from engines.spec import (
+    BuilderSettings,
+    Calibration,
+    EngineSpec,
+    InputProfile,
+    LlmSettings,
+    SourceRef,
+    Target,
+    content_key,
+)
 
 # Ranges (min, opt, max) of each dynamic (-1) dimension of each catalog engine input, in axis
 # order, batch excluded for batched engines. They bound what the deployed engine accepts, so they
@@ -125,6 +134,21 @@ def llm_settings(model: Any, enable_lora: bool = False, base_model_key: str | No
     )
 
 
+class _Pins:
+    """Source lookups that record every missing pin, so one preview lists all sources still to import."""
+
+    def __init__(self, lock: SourceLock):
+        self.lock = lock
+        self.missing: list[str] = []
+
+    def get(self, uri: str, fmt: str, needed_by: str) -> SourceRef | None:
+        try:
+            return self.lock.resolve(uri, fmt, needed_by)
+        except SourceLockError as exc:
+            self.missing.append(str(exc))
+            return None
+
+
 def plan_engines(
     models: Iterable[Any],
     pools: Iterable[PoolLike],
@@ -136,6 +160,7 @@ def plan_engines(
     pools = list(pools)
     by_name = {m.name: m for m in models}
     lora_bases = {m.lora.base for m in models if llm_variants == "lora" and m.lora is not None}
+    pins = _Pins(lock)
     plans: list[PlannedEngine] = []
     for model in models:
         serving_pools = [p for p in pools if p.role == model.pool]
@@ -143,27 +168,33 @@ def plan_engines(
             raise PlanError(f"model {model.name!r} runs on the {model.pool!r} pool, but the stack has no such GPU pool")
         for pool in serving_pools:
             if model.role == "llm":
-                plans.append(_plan_llm(model, pool, lock, by_name, lora_bases, llm_variants))
+                plans.append(_plan_llm(model, pool, pins, by_name, lora_bases, llm_variants))
             for engine in model.engines:
+                source = pins.get(engine.source.uri, "onnx", f"engine {engine.name!r} of {model.name!r}")
                 spec = spec_for(
                     engine.name,
                     "tensorrt",
-                    lock.resolve(engine.source.uri, "onnx", f"engine {engine.name!r} of {model.name!r}"),
+                    source,
                     Target.for_gpu(pool.gpu_sku, "tensorrt"),
                     BuilderSettings(precision=model.precision_in_use, profiles=engine_profiles(engine)),
                 )
                 plans.append(PlannedEngine(model.name, engine.name, pool.name, spec))
+    if pins.missing:
+        listed = "\n".join(f"  - {m}" for m in sorted(set(pins.missing)))
+        raise SourceLockError(f"sources without a pinned digest:\n{listed}")
     for plan in plans:
         pool = next(p for p in pools if p.name == plan.pool)
         check_compatible(plan.spec, pool.name, pool.gpu_sku)
     return plans
 
 
-def _plan_llm(model, pool, lock, by_name, lora_bases, llm_variants) -> PlannedEngine:
+def _plan_llm(model, pool, pins: _Pins, by_name, lora_bases, llm_variants) -> PlannedEngine:
+    """The LLM artifact of ``model`` on ``pool`` (a placeholder source where a pin is missing: the
+    caller raises with every missing pin before any plan is used)."""
     target = Target.for_gpu(pool.gpu_sku, "tensorrt_llm")
     calibration = None
     if model.precision_in_use == "fp8":
-        data = lock.resolve(LLM_CALIBRATION_URI, "calibration", f"fp8 calibration of {model.name!r}")
+        data = pins.get(LLM_CALIBRATION_URI, "calibration", f"fp8 calibration of {model.name!r}")
         calibration = Calibration("modelopt", data)
     if llm_variants == "lora" and model.lora is not None:
         base = by_name.get(model.lora.base)
@@ -172,22 +203,23 @@ def _plan_llm(model, pool, lock, by_name, lora_bases, llm_variants) -> PlannedEn
                 f"model {model.name!r} is a LoRA variant of {model.lora.base!r}, which is not enabled; enable it "
                 "or use llm_variants 'separate'"
             )
-        base_plan = _plan_llm(base, pool, lock, by_name, lora_bases, llm_variants)
+        base_plan = _plan_llm(base, pool, pins, by_name, lora_bases, llm_variants)
+        base_key = base_plan.key if base_plan.spec.source is not None else None
         spec = spec_for(
             f"{model.name}_lora",
             "lora",
-            lock.resolve(model.lora.adapter.uri, "lora_adapter", f"LoRA adapter of {model.name!r}"),
+            pins.get(model.lora.adapter.uri, "lora_adapter", f"LoRA adapter of {model.name!r}"),
             target,
             BuilderSettings(
                 precision=base.precision_in_use,
-                llm=llm_settings(base, enable_lora=True, base_model_key=base_plan.key),
+                llm=llm_settings(base, enable_lora=True, base_model_key=base_key),
             ),
         )
         return PlannedEngine(model.name, f"{model.name}_lora", pool.name, spec)
     spec = spec_for(
         model.name,
         "tensorrt_llm",
-        lock.resolve(model.source.uri, "hf_checkpoint", f"checkpoint of {model.name!r}"),
+        pins.get(model.source.uri, "hf_checkpoint", f"checkpoint of {model.name!r}"),
         target,
         BuilderSettings(
             precision=model.precision_in_use,
