@@ -59,3 +59,19 @@ def contract_problems(
         expected = contract["outputsVersion"]
         problems.append(f"outputsVersion is {version!r}, the contract is {expected!r}; keep them equal")
     return problems
+
+
+def drain_event_loop() -> None:
+    """Cancel what a failed mocked program run left pending on the event loop.
+
+    A run that fails mid-registration returns while other registrations of that run are still queued;
+    left alone they would run (and fail) inside the next program run and report their error there.
+    """
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

@@ -17,7 +17,7 @@ import pytest
 from pulumi.runtime import settings as runtime_settings
 
 from infra.offline import PlatformMocks, run_program
-from tests.delivery.contract import load_contract
+from tests.delivery.contract import drain_event_loop, load_contract
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUMER = ROOT / "consumer"
@@ -53,8 +53,11 @@ def _run_consumer(outputs: dict[str, Any], secret_names: list[str], *, stack: st
         return dict(getattr(runtime_settings.get_root_resource(), "outputs", {}) or {})
 
     mocks = PlatformMocks(region="us-west-2", resources={STACK_REFERENCE: stack_reference})
-    run = run_program({"voice-gateway:platformOrg": "acme"}, stack=stack, project="voice-gateway",
-                      program=consumer_program, mocks=mocks)
+    try:
+        run = run_program({"voice-gateway:platformOrg": "acme"}, stack=stack, project="voice-gateway",
+                          program=consumer_program, mocks=mocks)
+    finally:
+        drain_event_loop()
     return run, references
 
 

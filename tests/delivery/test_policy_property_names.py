@@ -20,9 +20,6 @@ from pulumi_aws.s3 import bucket_versioning as s3_versioning
 
 from policy import rules
 
-# The deprecated V2 S3 classes are read on purpose (older programs still register them).
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 _FORWARD_REF = re.compile(r"ForwardRef\('([\w.]+)'\)")
 
 

@@ -26,6 +26,7 @@ import yaml
 from infra import offline
 from infra.offline import PlatformMocks, ProgramRun, Registration, run_program
 from infra.settings import read_stack_config
+from tests.delivery.contract import drain_event_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generated secrets: resource type -> output holding the secret value.
@@ -115,8 +116,11 @@ def _run_with_secret_config(program, config: Mapping[str, Any], secret_keys: lis
         pulumi.runtime.set_all_config(encoded, secret_keys)
         return program()
 
-    return run_program(config, stack=stack, project=project, program=with_secret_keys,
-                       mocks=PlatformMocks(region=str(config.get("aws:region", "us-west-2"))))
+    try:
+        return run_program(config, stack=stack, project=project, program=with_secret_keys,
+                           mocks=PlatformMocks(region=str(config.get("aws:region", "us-west-2"))))
+    finally:
+        drain_event_loop()
 
 
 def _webhook_program(read_as_secret: bool):
