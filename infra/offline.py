@@ -494,6 +494,7 @@ def run_program(
     caller can assert on it and on how many resources were declared before it.
     """
     encoded = engine_encoded_config(config)
+    _drop_leftover_outputs()
     mocks = mocks or PlatformMocks(region=str(config.get("aws:region", "us-west-2")))
     monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)  # a fresh root Stack per run, named after this stack
@@ -515,4 +516,15 @@ def run_program(
         run.error = exc
     finally:
         pulumi.runtime.set_all_config({}, [])
+        _drop_leftover_outputs()
     return run
+
+
+def _drop_leftover_outputs() -> None:
+    """Cancel output tasks a failed run left behind. The SDK keeps them in process-wide settings;
+    otherwise the next run in the same process would await them and report the old run's error."""
+    settings = runtime_settings.SETTINGS
+    with settings.lock:
+        for task in list(settings.outputs):
+            task.cancel()
+        settings.outputs.clear()

@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import kubernetes
+import pulumi
+import pulumi_aws
 import pytest
 import yaml
 
@@ -20,7 +22,7 @@ from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
 from infra.offline import DEPLOYER_ROLE_ARN
 from infra.settings import REPO_ROOT, GpuPool
-from tests.pulumi_harness import run_stack
+from tests.pulumi_harness import PlatformMocks, run_stack
 
 # --- subnet layout ------------------------------------------------------------------------------
 
@@ -189,3 +191,29 @@ def test_importing_every_infra_module_declares_nothing():
     assert result.returncode == 0, result.stderr
     declared = json.loads(result.stdout.strip().splitlines()[-1])
     assert declared == [], f"resources declared at import time: {declared}"
+
+
+# --- the harness itself -----------------------------------------------------------------------------
+
+
+def _failing_program():
+    def explode(_):
+        raise RuntimeError("apply failed in an earlier run")
+
+    # The registration fails first, so the SDK stops before draining this pending apply.
+    pulumi_aws.s3.Bucket("refused")
+    pulumi.Output.from_input(1).apply(explode)
+    return {}
+
+
+def _refuse(mocks, args):
+    raise RuntimeError("registration refused")
+
+
+def test_a_failed_run_does_not_leak_into_the_next():
+    failing_mocks = PlatformMocks("us-west-2", resources={"aws:s3/bucket:Bucket": _refuse})
+    failed = run_stack("dev", program=_failing_program, mocks=failing_mocks)
+    assert failed.error is not None
+    clean = run_stack("dev")
+    assert clean.error is None, clean.error
+    assert clean.outputs["clusterName"] == "triton-platform-dev"
