@@ -83,3 +83,18 @@ def test_prod_cluster_endpoint_rule_reads_the_program_cluster(prod_stack):
 
     violations = rules.evaluate(_broken(prod_stack, rules.EKS_CLUSTER, public), _context(prod_stack))
     assert [v.rule for v in violations] == ["prod-eks-endpoint-private"]
+
+
+@pytest.mark.parametrize("expose_grafana", [False, True])
+def test_monitoring_chart_values_pass_the_grafana_policies(expose_grafana):
+    """kube-prometheus-stack values as the monitoring component renders them (before it joins the program)."""
+    from infra.monitoring import chart_values
+    from infra.monitoring.settings import MonitoringSettings
+
+    values = chart_values.kube_prometheus_stack_values(
+        MonitoringSettings(expose_grafana=expose_grafana), "grafana-admin", "monitoring")
+    release = {"chart": "kube-prometheus-stack", "values": values}
+    ctx = rules.Context(environment="prod")
+    for rule in rules.RESOURCE_RULES:
+        assert rule.check(rules.HELM_RELEASE, release, ctx) == [], rule.name
+    assert rules.grafana_values(rules.HELM_RELEASE, release) is not None, "the Grafana rules found no Grafana values"
