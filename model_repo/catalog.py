@@ -42,6 +42,12 @@ Artifact URIs
 
 CPU artifacts (contract with ``model_repo.artifacts``)
 ------------------------------------------------------
+Python-backend sources: ``model_repo/python_models/<Serving.python_model>/``. The cpu target uses
+``<name>/`` for every model; the gpu target shares ``anc``, ``vad``, ``retriever`` and
+``voice_pipeline`` with it and has its own ``gpu/llm`` (TensorRT-LLM LLM API), ``gpu/asr``, ``gpu/tts``
+and ``gpu/embed`` (pre/post-processing around their TensorRT engines, called by name through BLS with
+the ``*_model`` config parameters). ``python_models/_common/`` is copied into every version directory.
+
 For the ``cpu`` target the renderer copies ``model_repo/python_models/<serving.python_model>/`` into
 ``<repo>/<name>/1/`` and then calls::
 

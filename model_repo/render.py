@@ -354,7 +354,10 @@ def validate_configs(configs: Mapping[str, mc.ModelConfig], target: str) -> None
                 problems.append(f"{name}: instance_group {group.name!r} lists gpus but is not KIND_GPU")
             if config.platform == "tensorrt_plan" and group.kind != mc.ModelInstanceGroup.KIND_GPU:
                 problems.append(f"{name}: a TensorRT plan runs on KIND_GPU")
-        # BLS references: every `*_model` parameter names a model of this repository.
+        # Ensemble steps and BLS references (every `*_model` parameter) name models of this repository.
+        for step in config.ensemble_scheduling.step:
+            if step.model_name not in configs:
+                problems.append(f"{name}: ensemble step calls {step.model_name!r}, which is not in the repository")
         for pkey, pvalue in config.parameters.items():
             if pkey.endswith("_model") and pvalue.string_value not in configs:
                 problems.append(

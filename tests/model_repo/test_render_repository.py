@@ -329,3 +329,15 @@ def test_a_model_without_its_dependency_is_refused(tmp_path, python_models):
 def test_empty_selection_is_refused(tmp_path):
     with pytest.raises(RenderError, match="no models selected"):
         render.render_repository([], "cpu", tmp_path / "o")
+
+
+def test_validation_resolves_ensemble_steps():
+    ensemble = mc.ModelConfig(name="combo", platform="ensemble", max_batch_size=0)
+    ensemble.input.add(name="X", data_type=mc.TYPE_FP32, dims=[-1])
+    ensemble.output.add(name="Y", data_type=mc.TYPE_FP32, dims=[-1])
+    ensemble.instance_group.add(kind=KIND_CPU, count=1)
+    ensemble.ensemble_scheduling.step.add(model_name="missing_model", model_version=-1)
+    with pytest.raises(RenderError) as err:
+        render.validate_configs({"combo": ensemble}, "cpu")
+    assert "ensemble step calls 'missing_model'" in str(err.value)
+    assert "platform 'ensemble' not allowed on cpu" in str(err.value)
