@@ -1,0 +1,227 @@
+"""Fixtures of the serving tests: one rendered CPU repository, one real tritonserver, real test audio.
+
+The CPU repository of the whole catalog is rendered once per session (its artifacts come from the
+content-addressed cache, ``$MODEL_REPO_ARTIFACT_CACHE`` or ``~/.cache/triton-platform/artifacts``) and
+served by one tritonserver (from ``nvidia-pytriton``) on free loopback ports, with strict readiness;
+every serving test talks to that server over HTTP and gRPC, which keeps model loading to one time
+per run. Test speech is spoken by espeak-ng and mixed with noise by sox at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from model_repo import catalog, render
+from model_repo.local_server import TritonServer
+
+SAMPLE_RATE = 16_000
+SPEECH_TEXT = "Hello, I cannot hear the other person during my calls. How do I fix the audio?"
+LEAD_SILENCE_S = 1.5  # known silence (then only noise) before the speech
+TAIL_SILENCE_S = 1.0
+NOISE_VOLUME = 0.2  # sox pinknoise amplitude: about -28 dBFS, ~8 dB below the speech
+
+
+def _run(*cmd: str) -> None:
+    tool = shutil.which(cmd[0])
+    if tool is None:
+        pytest.fail(f"{cmd[0]} is not installed; install it with: apt-get install -y {cmd[0]}")
+    subprocess.run([tool, *cmd[1:]], check=True, capture_output=True)
+
+
+def _read(path: Path) -> np.ndarray:
+    audio, rate = soundfile.read(path, dtype="float32")
+    assert rate == SAMPLE_RATE, f"{path}: {rate} Hz"
+    return audio
+
+
+@dataclass(frozen=True)
+class SpeechSample:
+    """A spoken utterance with known silence around it, clean and mixed with pink noise."""
+
+    clean: np.ndarray  # the padded speech, no noise
+    noisy: np.ndarray  # the same plus noise (what a microphone in a noisy room hears)
+    speech_start_s: float  # where the speech really is (from the clean signal's energy)
+    speech_end_s: float
+    wav: Path  # the noisy mix as a WAV file
+
+    def noise_only(self) -> slice:
+        """Samples of the lead-in that hold noise and no speech (a margin before the onset)."""
+        return slice(int(0.2 * SAMPLE_RATE), int((self.speech_start_s - 0.2) * SAMPLE_RATE))
+
+    def speech(self) -> slice:
+        return slice(int(self.speech_start_s * SAMPLE_RATE), int(self.speech_end_s * SAMPLE_RATE))
+
+
+def speech_bounds(clean: np.ndarray, frame: int = 160, floor_db: float = -40.0) -> tuple[float, float]:
+    """First and last 10 ms frame whose RMS is within ``floor_db`` of the loudest frame, in seconds."""
+    frames = clean[: len(clean) // frame * frame].reshape(-1, frame)
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))
+    active = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
+    return active[0] * frame / SAMPLE_RATE, (active[-1] + 1) * frame / SAMPLE_RATE
+
+
+@pytest.fixture(scope="session")
+def speech_sample(tmp_path_factory) -> SpeechSample:
+    work = tmp_path_factory.mktemp("audio")
+    _run("espeak-ng", "-v", "en-us", "-w", str(work / "speech.wav"), SPEECH_TEXT)
+    _run("sox", str(work / "speech.wav"), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(work / "speech16.wav"))
+    _run("sox", str(work / "speech16.wav"), str(work / "padded.wav"), "pad", str(LEAD_SILENCE_S), str(TAIL_SILENCE_S))
+    seconds = len(_read(work / "padded.wav")) / SAMPLE_RATE
+    # -R: sox's repeatable mode (fixed seed), so the noise is the same every run.
+    _run("sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(work / "noise.wav"),
+         "synth", f"{seconds}", "pinknoise", "vol", str(NOISE_VOLUME))  # fmt: skip
+    _run("sox", "-R", "-m", "-v", "1", str(work / "padded.wav"), "-v", "1", str(work / "noise.wav"),
+         str(work / "noisy.wav"))  # fmt: skip
+    clean, noisy = _read(work / "padded.wav"), _read(work / "noisy.wav")
+    start, end = speech_bounds(clean)
+    assert start >= LEAD_SILENCE_S - 0.01, "espeak-ng speech should start after the padding"
+    return SpeechSample(clean, noisy, start, end, work / "noisy.wav")
+
+
+# --- the server -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cpu_repository(tmp_path_factory) -> render.RenderResult:
+    """The whole catalog rendered for the cpu target (every model the platform can serve)."""
+    specs = catalog.select({})
+    assert {s.name for s in specs} == set(catalog.CATALOG), "every catalog model is enabled by default"
+    return render.render_repository(specs, "cpu", tmp_path_factory.mktemp("cpu") / "repository")
+
+
+@pytest.fixture(scope="session")
+def triton(cpu_repository, tmp_path_factory) -> Iterator[TritonServer]:
+    server = TritonServer(
+        cpu_repository.out,
+        strict_readiness=True,
+        startup_timeout_s=240,
+        work_dir=tmp_path_factory.mktemp("triton"),
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+NUMPY_TO_TRITON = {"float32": "FP32", "float64": "FP64", "int16": "INT16", "int32": "INT32", "int64": "INT64"}
+
+
+def _triton_dtype(value: np.ndarray) -> str:
+    return "BYTES" if value.dtype == np.object_ else NUMPY_TO_TRITON[value.dtype.name]
+
+
+@dataclass
+class StreamResponse:
+    outputs: dict[str, np.ndarray]
+    final: bool
+    arrived_s: float  # seconds after the request was sent
+
+
+class StreamError(Exception):
+    """A streamed response carried an error; the message is the server's."""
+
+
+class Serving:
+    """The running server as the tests use it: HTTP and gRPC clients, streaming, metrics."""
+
+    StreamError = StreamError
+
+    def __init__(self, server: TritonServer) -> None:
+        self.endpoints = server.endpoints
+        self.http = httpclient.InferenceServerClient(self.endpoints.http, concurrency=16, network_timeout=120)
+        self.grpc = grpcclient.InferenceServerClient(self.endpoints.grpc)
+
+    @staticmethod
+    def http_inputs(values: dict[str, np.ndarray]) -> list[httpclient.InferInput]:
+        inputs = []
+        for name, value in values.items():
+            tensor = httpclient.InferInput(name, list(value.shape), _triton_dtype(value))
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        return inputs
+
+    @staticmethod
+    def grpc_inputs(values: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
+        inputs = []
+        for name, value in values.items():
+            tensor = grpcclient.InferInput(name, list(value.shape), _triton_dtype(value))
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        return inputs
+
+    def infer_http(self, model: str, values: dict[str, np.ndarray]) -> httpclient.InferResult:
+        return self.http.infer(model, self.http_inputs(values))
+
+    def infer_grpc(self, model: str, values: dict[str, np.ndarray]) -> grpcclient.InferResult:
+        return self.grpc.infer(model, self.grpc_inputs(values))
+
+    def stream(self, model: str, values: dict[str, np.ndarray], timeout: float = 120.0) -> list[StreamResponse]:
+        """Every response of one request to a decoupled model over a gRPC stream, in arrival order."""
+        client = grpcclient.InferenceServerClient(self.endpoints.grpc)
+        results: queue.Queue = queue.Queue()
+        client.start_stream(callback=lambda result, error: results.put((result, error)))
+        start = time.monotonic()
+        try:
+            client.async_stream_infer(model, self.grpc_inputs(values), enable_empty_final_response=True)
+            responses = []
+            while True:
+                result, error = results.get(timeout=timeout)
+                if error is not None:
+                    raise StreamError(str(error))
+                message = result.get_response()
+                final = message.parameters["triton_final_response"].bool_param
+                outputs = {o.name: result.as_numpy(o.name) for o in message.outputs}
+                responses.append(StreamResponse(outputs, final, time.monotonic() - start))
+                if final:
+                    return responses
+        finally:
+            client.stop_stream()
+            client.close()
+
+    def stream_http(self, model: str, body: dict) -> list[dict]:
+        """Every event of one request to a decoupled model over HTTP (``generate_stream``, server-sent events)."""
+        request = urllib.request.Request(
+            f"{self.endpoints.http_url}/v2/models/{model}/generate_stream",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            lines = response.read().decode().splitlines()
+        return [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
+
+    def metric(self, name: str, model: str) -> float:
+        """The value of a Triton metric for ``model`` (summed over its versions)."""
+        text = urllib.request.urlopen(self.endpoints.metrics_url, timeout=10).read().decode()
+        pattern = re.compile(rf'^{name}\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} (\S+)$', re.MULTILINE)
+        values = [float(v) for v in pattern.findall(text)]
+        if not values:
+            raise AssertionError(f"metric {name} for model {model} not found at {self.endpoints.metrics_url}")
+        return sum(values)
+
+
+@pytest.fixture(scope="session")
+def serving(triton) -> Serving:
+    return Serving(triton)
+
+
+@pytest.fixture(scope="session")
+def model_configs(serving) -> dict[str, dict]:
+    """The configs as the running server reports them (not as we rendered them)."""
+    return {name: serving.http.get_model_config(name) for name in catalog.CATALOG}

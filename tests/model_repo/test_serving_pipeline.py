@@ -1,0 +1,87 @@
+"""The voice pipeline end to end on the real server: a spoken WAV in, a streamed answer out (gRPC streaming).
+
+The utterance is spoken by espeak-ng and mixed with pink noise by sox (``speech_sample``). The CPU ASR
+and LLM run real architectures with random weights, so the test checks the *shape* of what comes back
+(a transcript of lower-case words, real knowledge-base passages, streamed text, real audio), the
+streaming behaviour (audio of the first phrase arrives before the LLM has finished) and the timings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+pytestmark = pytest.mark.triton
+
+SAMPLE_RATE = 16_000
+MAX_TOKENS = 48
+CORPUS = Path(__file__).resolve().parents[2] / "model_repo" / "artifacts" / "corpus" / "knowledge_base.jsonl"
+
+
+@pytest.fixture(scope="module")
+def turn(serving, speech_sample):
+    audio, rate = soundfile.read(speech_sample.wav, dtype="float32")
+    values = {
+        "AUDIO": audio,
+        "SAMPLE_RATE": np.array([rate], dtype=np.int32),
+        "MAX_TOKENS": np.array([MAX_TOKENS], dtype=np.int32),
+    }
+    return serving.stream("voice_pipeline", values)
+
+
+def test_first_response_is_transcript_segments_and_passages(turn, speech_sample):
+    first = turn[0].outputs
+    assert set(first) == {"TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES"}
+    transcript = first["TRANSCRIPT"][0].decode()
+    # Random-weights ASR (real architecture, not trained): transcript-shaped, not what was said.
+    assert re.fullmatch(r"[a-z']+( [a-z']+)+", transcript), transcript
+    segments = first["SPEECH_SEGMENTS"]
+    assert abs(segments[0, 0] - speech_sample.speech_start_s) <= 0.1
+    assert segments[-1, 1] - speech_sample.speech_end_s <= 0.25
+    corpus = {json.loads(line)["text"] for line in CORPUS.read_text().splitlines() if line.strip()}
+    passages = [p.decode() for p in first["PASSAGES"]]
+    assert len(passages) == 3 and set(passages) <= corpus
+
+
+def test_llm_tokens_and_tts_audio_stream_interleaved(turn, record_property):
+    kinds = [next(iter(r.outputs)) if r.outputs else "final" for r in turn[1:]]
+    text_at = [i for i, k in enumerate(kinds) if k == "TEXT_OUTPUT"]
+    audio_at = [i for i, k in enumerate(kinds) if k == "AUDIO"]
+    assert kinds[-1] == "final" and turn[-1].final
+    assert set(kinds) == {"TEXT_OUTPUT", "AUDIO", "final"}
+    assert all(len(r.outputs) == 1 for r in turn[1:-1]), "each streamed response carries one output"
+    assert len(text_at) == MAX_TOKENS, "one response per generated token"
+    # Streaming, not buffering: the first phrase is spoken while the LLM is still generating.
+    assert audio_at[0] < text_at[-1]
+    answer = "".join(turn[1 + i].outputs["TEXT_OUTPUT"][0].decode() for i in text_at)
+    assert re.fullmatch(r"[a-z ,.?']+", answer), answer
+
+    chunks = [turn[1 + i].outputs["AUDIO"] for i in audio_at]
+    audio = np.concatenate(chunks)
+    assert all(c.dtype == np.float32 and 0 < len(c) <= SAMPLE_RATE // 5 for c in chunks), "chunks of <= 200 ms"
+    assert len(audio) / SAMPLE_RATE > 1.0
+    assert float(np.sqrt(np.mean(audio**2))) > 0.01, "the streamed audio is speech, not silence"
+    assert np.abs(audio).max() <= 1.0
+
+    first_audio_s = turn[1 + audio_at[0]].arrived_s
+    record_property("pipeline_first_response_s", round(turn[0].arrived_s, 3))
+    record_property("pipeline_first_audio_s", round(first_audio_s, 3))
+    record_property("pipeline_total_s", round(turn[-1].arrived_s, 3))
+    print(
+        f"pipeline: transcript+passages after {turn[0].arrived_s:.2f} s, first audio after {first_audio_s:.2f} s, "
+        f"done after {turn[-1].arrived_s:.2f} s ({len(text_at)} tokens, {len(audio) / SAMPLE_RATE:.1f} s of audio)"
+    )
+
+
+def test_noise_without_speech_ends_the_turn_with_an_empty_transcript(serving, speech_sample):
+    noise = speech_sample.noisy[speech_sample.noise_only()]
+    values = {"AUDIO": noise, "SAMPLE_RATE": np.array([SAMPLE_RATE], dtype=np.int32)}
+    responses = serving.stream("voice_pipeline", values)
+    assert len(responses) == 2 and responses[-1].final
+    first = responses[0].outputs
+    assert first["TRANSCRIPT"][0] == b"" and first["SPEECH_SEGMENTS"].shape == (0, 2) and first["PASSAGES"].size == 0
