@@ -34,12 +34,18 @@ def recipe(spec, serving, ctx) -> Recipe:
     version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
     def build(out: Path) -> None:
+        # espeak-ng silently falls back to its default voice for an unknown one: check the list first.
+        if voice.lower() not in _voices(path):
+            raise ArtifactError(
+                f"model {spec.name!r}: {program} -v {voice} could not synthesise speech: no such voice; "
+                f"set the model's 'voice' parameter to a language or name listed by `{program} --voices`"
+            )
         probe = subprocess.run([path, "-v", voice, "--stdout", "ok"], capture_output=True, check=False)
         if probe.returncode != 0 or not probe.stdout.startswith(b"RIFF"):
             raise ArtifactError(
                 f"model {spec.name!r}: {program} -v {voice} could not synthesise speech "
                 f"(exit {probe.returncode}: {probe.stderr.decode(errors='replace').strip()}); "
-                f"set the model's 'voice' parameter to one listed by `{program} --voices`"
+                f"check the {program} installation (apt-get install --reinstall {program})"
             )
         (out / MAIN_FILE).write_text(json.dumps({"program": program, "version": version, "voice": voice}) + "\n")
 
@@ -49,7 +55,18 @@ def recipe(spec, serving, ctx) -> Recipe:
         uri=uri,
         weights=serving.weights,
         main_file=MAIN_FILE,
-        builder_source=inspect.getsource(build),
+        builder_source=inspect.getsource(build) + inspect.getsource(_voices),
         inputs={"program": program, "version": version, "voice": voice},
         build=build,
     )
+
+
+def _voices(program: str) -> set[str]:
+    """Language codes and voice names ``espeak-ng --voices`` lists (lower case)."""
+    listing = subprocess.run([program, "--voices"], capture_output=True, text=True, check=False).stdout
+    names = set()
+    for line in listing.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 4:
+            names.update({fields[1].lower(), fields[3].lower()})
+    return names

@@ -1,0 +1,117 @@
+"""The CPU artifacts the served models load: cached, reproducible, verified, and never half-written.
+
+Uses the cheap artifacts (packaged VAD, tiny LLM, espeak-ng) with a private cache per test; the
+expensive exports (MiniLM, Conformer) are exercised by the serving tests' render.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from model_repo import catalog
+from model_repo.artifacts import ArtifactError, build_cpu_artifact, cpu_recipe
+from model_repo.artifacts.store import MANIFEST
+
+PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
+
+
+def _files(directory: Path) -> dict[str, str]:
+    return json.loads((directory / MANIFEST).read_text())["files"]
+
+
+def test_second_build_reuses_the_cache_and_places_identical_files(tmp_path):
+    spec = catalog.CATALOG["llm_chat"]
+    cache = tmp_path / "cache"
+    first = build_cpu_artifact(spec, tmp_path / "a" / "1", cache_dir=cache)
+    entry = next((cache / "llm").iterdir())
+    built_at = entry.stat().st_mtime_ns
+    started = time.monotonic()
+    second = build_cpu_artifact(spec, tmp_path / "b" / "1", cache_dir=cache)
+    assert time.monotonic() - started < 2.0
+    assert entry.stat().st_mtime_ns == built_at, "the cached entry was reused, not rebuilt"
+    assert first.name == second.name == "model.safetensors"
+    assert _files(first.parent) == _files(second.parent)
+    manifest = json.loads((first.parent / MANIFEST).read_text())
+    assert manifest["weights"] == catalog.WEIGHTS_RANDOM
+    assert manifest["uri"] == spec.target("cpu").artifact.uri
+
+
+def test_builds_are_deterministic_across_fresh_caches(tmp_path):
+    spec = catalog.CATALOG["llm_support"]
+    one = build_cpu_artifact(spec, tmp_path / "one" / "1", cache_dir=tmp_path / "c1")
+    two = build_cpu_artifact(spec, tmp_path / "two" / "1", cache_dir=tmp_path / "c2")
+    assert _files(one.parent) == _files(two.parent)
+
+
+def test_variants_get_different_weights(tmp_path):
+    chat = build_cpu_artifact(catalog.CATALOG["llm_chat"], tmp_path / "chat" / "1", cache_dir=tmp_path / "c")
+    support = build_cpu_artifact(catalog.CATALOG["llm_support"], tmp_path / "support" / "1", cache_dir=tmp_path / "c")
+    assert _files(chat.parent)["model.safetensors"] != _files(support.parent)["model.safetensors"]
+
+
+def test_a_corrupted_cache_entry_is_rebuilt_not_served(tmp_path):
+    spec = catalog.CATALOG["vad"]
+    cache = tmp_path / "cache"
+    build_cpu_artifact(spec, tmp_path / "a" / "1", cache_dir=cache)
+    entry = next((cache / "vad").iterdir())
+    with open(entry / "silero_vad.onnx", "r+b") as handle:
+        handle.write(b"garbage")
+    placed = build_cpu_artifact(spec, tmp_path / "b" / "1", cache_dir=cache)
+    assert _files(placed.parent)["silero_vad.onnx"] == spec.target("cpu").artifact.sha256
+
+
+def test_a_packaged_file_that_differs_from_the_pin_is_refused(tmp_path):
+    spec = catalog.CATALOG["vad"]
+    serving = spec.target("cpu")
+    wrong = dataclasses.replace(serving, artifact=dataclasses.replace(serving.artifact, sha256="0" * 64))
+    bad = dataclasses.replace(spec, serving={**spec.serving, "cpu": wrong})
+    with pytest.raises(ArtifactError, match=r"model 'vad': .*silero_vad.onnx has sha256 .* catalog pins 0{64}"):
+        build_cpu_artifact(bad, tmp_path / "vad" / "1", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "vad" / "1").exists() or not any((tmp_path / "vad" / "1").iterdir())
+
+
+def test_a_failing_build_leaves_no_cache_entry_and_no_files(tmp_path):
+    spec = catalog.CATALOG["tts"]
+    serving = dataclasses.replace(spec.target("cpu"), parameters={"voice": "no-such-voice"})
+    bad = dataclasses.replace(spec, serving={**spec.serving, "cpu": serving})
+    cache, dest = tmp_path / "cache", tmp_path / "tts" / "1"
+    with pytest.raises(ArtifactError, match=r"model 'tts': espeak-ng -v no-such-voice could not synthesise"):
+        build_cpu_artifact(bad, dest, cache_dir=cache)
+    assert list((cache / "tts").iterdir()) == [], "no entry and no temporary directory left in the cache"
+    assert not dest.exists()
+
+
+def test_the_cache_key_follows_what_decides_the_bytes(tmp_path):
+    chat, support = catalog.CATALOG["llm_chat"], catalog.CATALOG["llm_support"]
+    assert cpu_recipe(chat, tmp_path).key == cpu_recipe(chat, tmp_path).key
+    assert cpu_recipe(chat, tmp_path).key != cpu_recipe(support, tmp_path).key  # another seed
+
+
+def test_bad_generated_uri_is_refused_with_the_fix(tmp_path):
+    spec = catalog.CATALOG["llm_chat"]
+    serving = spec.target("cpu")
+    odd = dataclasses.replace(serving, artifact=catalog.Artifact("generated://tiny-llama?seed=0&vocab=300"))
+    with pytest.raises(ArtifactError, match=r"asks for vocab=300; .* set vocab=260"):
+        cpu_recipe(dataclasses.replace(spec, serving={**spec.serving, "cpu": odd}), tmp_path)
+    no_seed = dataclasses.replace(serving, artifact=catalog.Artifact("generated://tiny-llama"))
+    with pytest.raises(ArtifactError, match=r"needs an integer parameter seed="):
+        cpu_recipe(dataclasses.replace(spec, serving={**spec.serving, "cpu": no_seed}), tmp_path)
+
+
+def test_a_served_model_refuses_a_corrupted_copy(tmp_path, monkeypatch):
+    """What every model's initialize() does first: check the files against artifact.json."""
+    monkeypatch.syspath_prepend(str(PYTHON_MODELS))
+    sys.modules.pop("_common.artifact", None)
+    from _common.artifact import load_verified
+
+    placed = build_cpu_artifact(catalog.CATALOG["vad"], tmp_path / "vad" / "1", cache_dir=tmp_path / "cache")
+    assert load_verified(placed.parent)["main_file"] == "silero_vad.onnx"
+    placed.write_bytes(placed.read_bytes()[:-10])
+    with pytest.raises(RuntimeError, match=r"silero_vad.onnx has sha256 .* the copy is corrupt; render the model"):
+        load_verified(placed.parent)
