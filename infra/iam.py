@@ -59,3 +59,37 @@ def role_with_managed_policies(
         for arn in policy_arns
     ]
     return role, attachments
+
+
+def pod_identity_role(
+    name: str,
+    *,
+    cluster_name: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    policy: pulumi.Input[str],
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+    description: str,
+) -> aws.iam.Role:
+    """A workload's own role: assumable only through EKS Pod Identity by ``namespace/service_account``,
+    with one inline ``policy`` (least privilege, written next to the workload that needs it)."""
+    role = aws.iam.Role(
+        name,
+        assume_role_policy=service_trust_policy(POD_IDENTITY_PRINCIPAL, tag_session=True),
+        description=description,
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    role_policy = aws.iam.RolePolicy(name, role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=parent))
+    aws.eks.PodIdentityAssociation(
+        name,
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        role_arn=role.arn,
+        tags=dict(tags),
+        # Pods that start before the policy is attached would get AccessDenied on their first call.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
+    )
+    return role

@@ -82,6 +82,31 @@ def tls_only_bucket_policy(bucket_arn: str) -> str:
     )
 
 
+def model_store_access_policy(bucket_arn: str, key_arn: str, *, write: bool) -> str:
+    """IAM policy for a workload that reads (Triton) or also writes (engine builds) the model store."""
+    object_actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    key_actions = ["kms:Decrypt"]
+    if write:
+        object_actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+        key_actions += ["kms:GenerateDataKey"]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "ListModelStore", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+                {
+                    "Sid": "ModelStoreObjects",
+                    "Effect": "Allow",
+                    "Action": object_actions,
+                    "Resource": f"{bucket_arn}/*",
+                },
+                {"Sid": "ModelStoreKey", "Effect": "Allow", "Action": key_actions, "Resource": key_arn},
+            ],
+        },
+        sort_keys=True,
+    )
+
+
 @dataclass(frozen=True)
 class StoresArgs:
     name_prefix: str  # e.g. "triton-platform-dev"; the repository is "<prefix>/tritonserver"
@@ -194,6 +219,7 @@ class Stores(pulumi.ComponentResource):
         )
 
         self.repository_url: pulumi.Output[str] = self.repository.repository_url
+        self.bucket_arn: pulumi.Output[str] = self.bucket.arn
         self.bucket_name: pulumi.Output[str] = self.bucket.bucket
         self.register_outputs(
             {
@@ -201,4 +227,10 @@ class Stores(pulumi.ComponentResource):
                 "bucket": self.bucket_name,
                 "kmsKeyArn": self.key.arn,
             }
+        )
+
+    def access_policy(self, *, write: bool) -> pulumi.Output[str]:
+        """The model-store policy for a workload role (see ``infra.iam.pod_identity_role``)."""
+        return pulumi.Output.all(self.bucket.arn, self.key.arn).apply(
+            lambda arns: model_store_access_policy(arns[0], arns[1], write=write)
         )

@@ -18,9 +18,11 @@ import yaml
 
 from infra import scheduling
 from infra.gpu_software import time_slicing_config
+from infra.iam import pod_identity_role
 from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
 from infra.offline import DEPLOYER_ROLE_ARN
+from infra.program import build_platform, settings_from_engine, stack_outputs
 from infra.settings import REPO_ROOT, GpuPool
 from tests.pulumi_harness import PlatformMocks, run_stack
 
@@ -217,3 +219,51 @@ def test_a_failed_run_does_not_leak_into_the_next():
     clean = run_stack("dev")
     assert clean.error is None, clean.error
     assert clean.outputs["clusterName"] == "triton-platform-dev"
+
+
+# --- workload roles -------------------------------------------------------------------------------
+
+
+def _platform_with_a_reader_and_a_writer():
+    platform = build_platform(settings_from_engine())
+    for workload, write in (("triton", False), ("engine-builder", True)):
+        pod_identity_role(
+            f"{platform.name}-{workload}",
+            cluster_name=platform.cluster.name,
+            namespace=workload,
+            service_account=workload,
+            policy=platform.stores.access_policy(write=write),
+            tags=platform.tags,
+            parent=platform.stores,
+            description=f"{workload} (test)",
+        )
+    return stack_outputs(platform)
+
+
+def test_workload_roles_are_pod_identity_only_and_least_privilege():
+    run = run_stack("dev", program=_platform_with_a_reader_and_a_writer)
+    run.raise_error()
+    bucket_arn = run.one("aws:s3/bucket:Bucket").outputs["arn"]
+    key_arn = run.one("aws:kms/key:Key", "triton-platform-dev-stores").outputs["arn"]
+    roles = {r.outputs["arn"]: r for r in run.of_type("aws:iam/role:Role")}
+    policies = {p.inputs["role"]: json.loads(p.inputs["policy"]) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")}
+    associations = {
+        a.inputs["serviceAccount"]: a for a in run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    }
+    assert set(associations) == {"triton", "engine-builder"}
+    for service_account, association in associations.items():
+        assert association.inputs["namespace"] == service_account
+        assert association.inputs["clusterName"] == "triton-platform-dev"
+        role = roles[association.inputs["roleArn"]]
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        policy = policies[role.id]
+        actions = {
+            a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        }
+        resources = {s["Resource"] for s in policy["Statement"]}
+        assert resources == {bucket_arn, f"{bucket_arn}/*", key_arn}
+        writes = {"s3:PutObject", "s3:DeleteObject", "kms:GenerateDataKey"}
+        assert (writes <= actions) is (service_account == "engine-builder")
+        assert "s3:GetObject" in actions and "kms:Decrypt" in actions
+        assert not any(a.endswith("*") for a in actions)
