@@ -116,6 +116,15 @@ def _role(i: dict[str, Any]) -> str:
     return f"trusted by {','.join(str(s) for s in services)}"
 
 
+def _inline_policy(i: dict[str, Any]) -> str:
+    statements = json.loads(i.get("policy") or "{}").get("Statement", [])
+    actions = []
+    for statement in statements:
+        action = statement.get("Action", [])
+        actions += [action] if isinstance(action, str) else action
+    return f"{statements[0].get('Effect', '?') if statements else '?'} {','.join(actions)}"
+
+
 def _release(i: dict[str, Any]) -> str:
     values = i.get("values") or {}
     tolerations = ",".join(t.get("key", "*") for t in values.get("tolerations") or []) or "none"
@@ -159,6 +168,10 @@ SUMMARIES: dict[str, Summary] = {
     ),
     "aws:iam/role:Role": _role,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": lambda i: _short(i.get("policyArn")),
+    "aws:iam/rolePolicy:RolePolicy": _inline_policy,
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": lambda i: (
+        f"{i.get('namespace')}/{i.get('serviceAccount')} -> {_short(i.get('roleArn'))}"
+    ),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda i: (
         f"audience {','.join(i.get('clientIdLists') or [])}"
     ),
