@@ -139,7 +139,13 @@ async def _worker(url: str, workload: Workload, loops: int, out: mp.Queue, stop:
             try:
                 await stub.ModelInfer(request, timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:
-                return (time.monotonic(), time.monotonic() - started, False, None, f"{exc.code().name}: {exc.details()}")
+                return (
+                    time.monotonic(),
+                    time.monotonic() - started,
+                    False,
+                    None,
+                    f"{exc.code().name}: {exc.details()}",
+                )
             return (time.monotonic(), time.monotonic() - started, True, None, None)
 
         async def streamed() -> tuple:
@@ -158,7 +164,13 @@ async def _worker(url: str, workload: Workload, loops: int, out: mp.Queue, stop:
                     if response.infer_response.parameters[FINAL_FLAG].bool_param:
                         return (time.monotonic(), time.monotonic() - started, True, first, None)
             except grpc.aio.AioRpcError as exc:
-                return (time.monotonic(), time.monotonic() - started, False, first, f"{exc.code().name}: {exc.details()}")
+                return (
+                    time.monotonic(),
+                    time.monotonic() - started,
+                    False,
+                    first,
+                    f"{exc.code().name}: {exc.details()}",
+                )
             return (time.monotonic(), time.monotonic() - started, False, first, "stream ended without a final response")
 
         one = streamed if workload.streaming else unary

@@ -23,6 +23,8 @@ SAMPLE_RATE = 16_000
 SENTENCE = "What are the opening hours of the support line on weekends?"
 LLM_MAX_TOKENS = 8
 GENERIC_DIM = 16
+# The noise suppressor's latency objective is per second of audio: it is called with one-second chunks.
+AUDIO_SECONDS = {"anc": 1.0}
 
 _NUMPY = {
     "TYPE_BOOL": np.bool_,
@@ -89,10 +91,12 @@ def build_call(config: Mapping[str, Any], speech: np.ndarray, *, text: str = SEN
     name = config["name"]
     batched = int(config.get("max_batch_size", 0)) > 0
     inputs: dict[str, np.ndarray] = {}
+    role = role_of(config)
     for tensor in config.get("input", []):
         tname = tensor["name"]
         if tname == "AUDIO":
-            value = speech.astype(np.float32)
+            seconds = AUDIO_SECONDS.get(role)
+            value = (speech if seconds is None else speech[: int(seconds * SAMPLE_RATE)]).astype(np.float32)
         elif tname == "SAMPLE_RATE":
             value = np.array([SAMPLE_RATE], dtype=np.int32)
         elif tname in ("TEXT", "TEXT_INPUT"):
@@ -110,7 +114,7 @@ def build_call(config: Mapping[str, Any], speech: np.ndarray, *, text: str = SEN
         inputs[tname] = value[None, ...] if batched else value
     outputs = tuple(t["name"] for t in config.get("output", []))
     streaming = bool((config.get("model_transaction_policy") or {}).get("decoupled"))
-    return ModelCall(name, role_of(config), inputs, outputs, streaming, batched)
+    return ModelCall(name, role, inputs, outputs, streaming, batched)
 
 
 # --- what a correct answer looks like ---------------------------------------------------------------

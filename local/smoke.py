@@ -114,4 +114,9 @@ def passed(problem: str | None, results: Sequence[SmokeResult]) -> bool:
 
 
 def as_json(url: str, problem: str | None, results: Sequence[SmokeResult]) -> dict:
-    return {"url": url, "server_problem": problem, "passed": passed(problem, results), "models": [asdict(r) for r in results]}
+    return {
+        "url": url,
+        "server_problem": problem,
+        "passed": passed(problem, results),
+        "models": [asdict(r) for r in results],
+    }

@@ -45,13 +45,31 @@ def speak(text: str = DEFAULT_TEXT, *, voice: str = "en-us", noise_level: float 
     if spoken.returncode != 0 or not spoken.stdout:
         raise SpeechSampleError(f"espeak-ng failed for voice {voice!r}: {spoken.stderr.decode(errors='replace')}")
     resampled = subprocess.run(
-        [sox, "-t", "wav", "-", "-t", "wav", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-"],
+        [
+            sox,
+            "-t",
+            "wav",
+            "-",
+            "-t",
+            "wav",
+            "-r",
+            str(SAMPLE_RATE),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+        ],
         input=spoken.stdout,
         capture_output=True,
         timeout=60,
     )
     if resampled.returncode != 0:
-        raise SpeechSampleError(f"sox could not resample espeak-ng's output: {resampled.stderr.decode(errors='replace')}")
+        raise SpeechSampleError(
+            f"sox could not resample espeak-ng's output: {resampled.stderr.decode(errors='replace')}"
+        )
     with wave.open(io.BytesIO(resampled.stdout)) as wav:
         if wav.getframerate() != SAMPLE_RATE or wav.getnchannels() != 1 or wav.getsampwidth() != 2:
             raise SpeechSampleError(

@@ -49,8 +49,7 @@ def parse(document: str | Mapping[str, Any], source: str = "stack outputs") -> l
             document = json.loads(document)
         except json.JSONDecodeError as exc:
             raise StackOutputError(
-                f"{source}: not JSON ({exc.msg} at line {exc.lineno}); pass the output of "
-                "`pulumi stack output --json`"
+                f"{source}: not JSON ({exc.msg} at line {exc.lineno}); pass the output of `pulumi stack output --json`"
             ) from None
     if not isinstance(document, Mapping):
         raise StackOutputError(f"{source}: expected a JSON object of outputs, got {type(document).__name__}")
@@ -90,7 +89,9 @@ def parse(document: str | Mapping[str, Any], source: str = "stack outputs") -> l
             sorted(
                 name
                 for name, info in served.items()
-                if isinstance(info, Mapping) and info.get("pool", pool) == pool and (len(endpoints) == 1 or "pool" in info)
+                if isinstance(info, Mapping)
+                and info.get("pool", pool) == pool
+                and (len(endpoints) == 1 or "pool" in info)
             )
         )
         pools.append(PoolEndpoint(str(pool), grpc, http, metrics, models))

@@ -40,7 +40,9 @@ def _inputs(inputs: Mapping[str, np.ndarray]):
     built = []
     for name, value in inputs.items():
         value = np.asarray(value)
-        datatype = "BYTES" if value.dtype == np.object_ or value.dtype.type == np.bytes_ else np_to_triton_dtype(value.dtype)
+        datatype = (
+            "BYTES" if value.dtype == np.object_ or value.dtype.type == np.bytes_ else np_to_triton_dtype(value.dtype)
+        )
         tensor = grpcclient.InferInput(name, list(value.shape), datatype)
         tensor.set_data_from_numpy(value)
         built.append(tensor)
