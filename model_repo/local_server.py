@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import importlib.util
 import os
 import re
 import shutil
@@ -58,14 +59,15 @@ class Installation:
 
 def find_installation() -> Installation:
     """Locate the tritonserver shipped by ``nvidia-pytriton`` for this interpreter."""
-    try:
-        import pytriton
-    except ImportError:
+    # Locate the package without importing it: its __init__ pulls in its client stack, which the
+    # server binary does not need.
+    found = importlib.util.find_spec("pytriton")
+    if found is None or found.origin is None:
         raise TritonStartError(
             "nvidia-pytriton is not installed in this environment; install it (it ships tritonserver): "
             f"{sys.executable} -m pip install nvidia-pytriton"
-        ) from None
-    package = Path(pytriton.__file__).resolve().parent
+        )
+    package = Path(found.origin).resolve().parent
     dist = package / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     install = Installation(
