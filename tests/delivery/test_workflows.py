@@ -210,9 +210,22 @@ def test_merge_deploys_dev_then_smoke_then_checks_convergence():
     verify = _step_index(dev, lambda s: s.get("with", {}).get("expect-no-changes") is True)
     assert up < smoke < verify
     assert "--stack" in dev["steps"][smoke]["run"] and "dev" in dev["steps"][smoke]["run"]
+    _assert_smoke_command_parses(dev["steps"][smoke]["run"])
     assert dev["steps"][verify]["with"]["refresh"] is True
     aws = next(s for s in dev["steps"] if "configure-aws-credentials@" in s.get("uses", ""))
     assert aws["with"]["aws-region"] == _stacks()["dev"]["aws:region"]
+
+
+def _assert_smoke_command_parses(command: str) -> None:
+    """The smoke step calls the real client CLI (python -m local smoke) with arguments it accepts."""
+    import shlex
+
+    from local.__main__ import build_parser
+
+    words = shlex.split(command.replace("${{ vars.PULUMI_STACK_PREFIX }}", "acme/"))
+    assert words[:3] == [".venv/bin/python", "-m", "local"], command
+    args = build_parser().parse_args(words[3:])
+    assert args.func.__name__ == "cmd_smoke" and args.stack == "acme/dev"
 
 
 def test_prod_deploys_exactly_the_approved_plan():
