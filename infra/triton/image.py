@@ -1,0 +1,148 @@
+"""The Triton serving images: built from ``docker/triton/Dockerfile`` and pushed to the stack's ECR
+repository with pulumi-docker; workloads reference them by digest.
+
+Two flavours share one Dockerfile: ``llm`` on the TensorRT-LLM flavour of the pinned Triton release,
+``speech`` on the plain image (``infra.versions``). The tag is the flavour, the Triton release and a
+digest of every file in the build context: the ECR repository has immutable tags, so the same
+context always pushes the same tag (a no-op) and any change pushes a new one, never overwriting.
+Pods use ``repo@sha256:...`` (the digest the registry returned), so what runs is exactly what was
+pushed even if a tag were ever moved.
+
+The registry credentials come from ``aws.ecr.get_authorization_token_output`` (a 12-hour token for
+the caller's identity), marked secret so they never appear in state or logs in plain text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+from infra import versions
+from infra.settings import REPO_ROOT
+
+DOCKERFILE = Path("docker/triton/Dockerfile")
+DOCKERIGNORE = Path("docker/triton/Dockerfile.dockerignore")
+# What the build context admits (Dockerfile.dockerignore says the same; a test checks both agree).
+CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "model_repo", "infra/triton/smoke_job.py")
+_EXCLUDED_PARTS = {"__pycache__", "tests"}
+PLATFORM = "linux/amd64"  # every GPU instance family the platform supports is x86_64
+
+# Flavour -> base image. The LLM pool needs TensorRT-LLM; speech models need only TensorRT + Python.
+BASE_IMAGES: dict[str, str] = {"llm": versions.TRITON_TRTLLM_IMAGE, "speech": versions.TRITON_IMAGE}
+
+
+class ImageError(ValueError):
+    """The image cannot be built as asked; the message names the input and the fix."""
+
+
+def flavour_of_role(role: str) -> str:
+    """The image flavour a GPU pool of ``role`` runs."""
+    if role not in BASE_IMAGES:
+        raise ImageError(f"GPU pool role {role!r} has no Triton image flavour; use one of {sorted(BASE_IMAGES)}")
+    return role
+
+
+def context_files(root: Path = REPO_ROOT) -> list[Path]:
+    """Files of the build context, sorted (what Dockerfile.dockerignore admits)."""
+    files: list[Path] = []
+    for entry in CONTEXT_PATHS:
+        path = root / entry
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not _EXCLUDED_PARTS & set(p.relative_to(root).parts)
+                and p.suffix != ".pyc"
+                and (entry != "docker/triton" or p.name.startswith("requirements-") or p.name.startswith("Dockerfile"))
+            )
+        else:
+            raise ImageError(f"build context path {entry} is missing under {root}; the image cannot be built")
+    return sorted(files)
+
+
+def context_digest(root: Path = REPO_ROOT, files: Iterable[Path] | None = None) -> str:
+    """sha256 over (relative path, content) of every context file: equal contexts, equal tags."""
+    digest = hashlib.sha256()
+    for path in files if files is not None else context_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def image_tag(flavour: str, digest: str) -> str:
+    return f"{flavour}-{versions.TRITON_RELEASE}-{digest[:16]}"
+
+
+_DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+?)(?::[\w][\w.-]{0,127})?@(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+def digest_reference(repo_digest: str) -> str:
+    """``repo[:tag]@sha256:...`` (pulumi-docker's ``repo_digest``) -> ``repo@sha256:...``."""
+    match = _DIGEST_REF.match(repo_digest or "")
+    if match is None:
+        raise ImageError(f"registry returned {repo_digest!r}, not a repo@sha256:<64 hex> digest reference")
+    return f"{match['repo']}@{match['digest']}"
+
+
+def registry_host(repository_url: str) -> str:
+    """``<account>.dkr.ecr.<region>.amazonaws.com/<name>`` -> the registry host."""
+    return repository_url.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class TritonImageArgs:
+    repository_url: pulumi.Input[str]  # the ECR repository (Stores.repository_url)
+    registry_id: pulumi.Input[str]  # its registry (account) id, for the authorization token
+    flavour: str  # "llm" | "speech"
+    context_root: Path = REPO_ROOT
+
+
+class TritonImage(pulumi.ComponentResource):
+    """One flavour of the serving image, built for linux/amd64 and pushed to ECR.
+
+    Outputs: ``image_name`` (``repo:tag``), ``reference`` (``repo@sha256:...``, what pods use).
+    """
+
+    def __init__(self, name: str, args: TritonImageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:triton:TritonImage", name, None, opts)
+        if args.flavour not in BASE_IMAGES:
+            raise ImageError(f"image flavour {args.flavour!r}: use one of {sorted(BASE_IMAGES)}")
+        root = Path(args.context_root)
+        dockerfile = root / DOCKERFILE
+        if not dockerfile.is_file():
+            raise ImageError(f"{dockerfile} does not exist; the Triton image needs docker/triton/Dockerfile")
+        self.tag = image_tag(args.flavour, context_digest(root))
+
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=args.registry_id, opts=pulumi.InvokeOptions(parent=self)
+        )
+        self.image = docker.Image(
+            f"{name}-image",
+            image_name=pulumi.Output.concat(args.repository_url, ":", self.tag),
+            build=docker.DockerBuildArgs(
+                context=str(root),
+                dockerfile=str(dockerfile),
+                platform=PLATFORM,
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+                args={"BASE_IMAGE": BASE_IMAGES[args.flavour], "FLAVOUR": args.flavour},
+            ),
+            registry=docker.RegistryArgs(
+                server=pulumi.Output.from_input(args.repository_url).apply(registry_host),
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.image_name: pulumi.Output[str] = self.image.image_name
+        self.reference: pulumi.Output[str] = self.image.repo_digest.apply(digest_reference)
+        self.register_outputs({"imageName": self.image_name, "reference": self.reference, "tag": self.tag})

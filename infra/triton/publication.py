@@ -1,0 +1,317 @@
+"""Publish the rendered GPU model repository to the S3 model store, one immutable version per rollout.
+
+The repository is rendered by the same function the renderer's GPU-target tests check
+(``model_repo.render.render_repository(specs, "gpu", ...)``), into a content-addressed directory under
+``build/triton-repository/``; nothing here writes a config of its own. Layout in the bucket::
+
+    triton-repositories/<version>/repository.json          the renderer's manifest (all pools)
+    triton-repositories/<version>/<pool>/<model>/config.pbtxt
+    triton-repositories/<version>/<pool>/<model>/1/...      Python-backend code, as rendered
+    triton-repositories/<version>/<pool>/<model>/1/model.plan        <- the pool's engine (StoreCopy)
+    triton-repositories/<version>/<pool>/<llm>/1/checkpoint/...      <- the pool's LLM checkpoint (StoreCopy)
+    triton-repositories/<version>/<pool>/<vad>/1/silero_vad.onnx     <- packaged file, sha256-checked
+
+Each GPU pool gets its own Triton repository (``<version>/<pool>``): the models of its role plus the
+engines built for its GPU SKU (an engine is valid for one compute capability, so two pools of one
+role on different GPUs get different plans). Triton starts on that path with model control ``none``
+and loads exactly what is there.
+
+``<version>`` is a digest over the rendered files and the identity of every placed artifact (engine
+content keys, packaged-file sha256s, store URIs): the same inputs publish to the same prefix (a no-op
+``up``), any change publishes a new prefix, and nothing under a published prefix is ever rewritten.
+Old versions are retained (an old ReplicaSet may still start from one during a rollback); expire
+them with a lifecycle rule on ``triton-repositories/`` if storage matters.
+
+Artifacts come from the repository manifest (``repository.json``): ``tensorrt-engine`` and
+``llm-checkpoint``/``lora-adapter`` entries from the engines mapping (pool -> model -> Engine),
+``package://`` files from the installed wheel, ``store://`` files from the bucket itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.settings import REPO_ROOT, GpuPool
+from infra.triton.store_copy import StoreCopy
+from model_repo.catalog import ModelSpec
+from model_repo.render import MANIFEST, RenderedModel, render_repository
+
+REPOSITORIES_PREFIX = "triton-repositories"
+DEFAULT_BUILD_ROOT = REPO_ROOT / "build" / "triton-repository"
+VERSION_CHARS = 20
+
+
+class PublicationError(ValueError):
+    """The repository cannot be published as asked; the message names model, artifact and fix."""
+
+
+class EngineLike(Protocol):
+    """What publication needs of an ``engines.Engine`` resource (or any stand-in with the same outputs)."""
+
+    key: pulumi.Input[str]  # the content key: part of the repository version
+    uri: pulumi.Input[str]  # s3://<bucket>/<root>engines/<key>/artifact/
+
+
+@dataclass(frozen=True)
+class EngineRef:
+    key: pulumi.Input[str]
+    uri: pulumi.Input[str]
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over (relative path, sha256 of content) of every file under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RenderedRepository:
+    """The GPU repository as rendered on disk, at a content-addressed path."""
+
+    root: Path
+    digest: str
+    models: tuple[RenderedModel, ...]
+    manifest: Mapping[str, Any]
+    # engine model name -> the public model that calls it
+    engine_parents: Mapping[str, str] = field(default_factory=dict)
+
+    def role_of(self, model: RenderedModel) -> str:
+        return model.role
+
+    def pool_of(self, model: RenderedModel) -> str:
+        """The catalog pool (llm | speech) a rendered model belongs to (engines follow their parent)."""
+        if model.spec is not None:
+            return model.spec.pool
+        parent = self.engine_parents.get(model.name)
+        if parent is None:
+            raise PublicationError(f"rendered model {model.name!r} is neither a catalog model nor a known engine")
+        return next(m.spec.pool for m in self.models if m.name == parent and m.spec is not None)
+
+    def models_for(self, pool: GpuPool) -> list[RenderedModel]:
+        return [m for m in self.models if self.pool_of(m) == pool.role]
+
+    def files_of(self, model: str) -> list[Path]:
+        return sorted(p for p in (self.root / model).rglob("*") if p.is_file())
+
+
+def render_gpu_repository(
+    specs: Sequence[ModelSpec], *, llm_variants: str = "separate", build_root: Path = DEFAULT_BUILD_ROOT
+) -> RenderedRepository:
+    """Render the gpu target into ``build_root/<digest>`` (reused when the same content is there)."""
+    build_root = Path(build_root)
+    build_root.mkdir(parents=True, exist_ok=True)
+    staging = build_root / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        result = render_repository(specs, "gpu", staging, llm_variants=llm_variants)
+        digest = tree_digest(staging)
+        final = build_root / digest[:VERSION_CHARS]
+        if final.is_dir() and tree_digest(final) == digest:
+            shutil.rmtree(staging)
+        else:
+            if final.exists():
+                shutil.rmtree(final)  # a damaged earlier render: replace it
+            os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = json.loads((final / MANIFEST).read_text())
+    parents = {engine.name: spec.name for spec in specs for engine in spec.engines}
+    return RenderedRepository(final, digest, tuple(result.models), manifest, parents)
+
+
+def served_models(rendered: RenderedRepository, pool: GpuPool) -> list[str]:
+    """Public models a pool serves (what clients call), in render order."""
+    return [m.name for m in rendered.models_for(pool) if m.spec is not None]
+
+
+def _content_type(path: Path) -> str:
+    if path.suffix in (".pbtxt", ".py", ".json", ".txt", ".jsonl"):
+        return "text/plain; charset=utf-8" if path.suffix != ".json" else "application/json"
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class ModelRepositoryArgs:
+    rendered: RenderedRepository
+    gpu_pools: Sequence[GpuPool]
+    bucket: pulumi.Input[str]  # the model-store bucket (Stores.bucket_name)
+    # pool name -> catalog/engine model name -> Engine (plans, LLM checkpoints, LoRA adapters)
+    engines: Mapping[str, Mapping[str, EngineLike]]
+    region: str | None = None
+
+
+def _resolve_package_file(model: str, artifact: Mapping[str, Any]) -> Path:
+    from model_repo.artifacts.sources import package_file
+
+    try:
+        return package_file(model, artifact["source"], artifact.get("sha256"))
+    except ValueError as exc:  # ArtifactError: names the package, the pin and the fix
+        raise PublicationError(str(exc)) from None
+
+
+class ModelRepository(pulumi.ComponentResource):
+    """One immutable published repository version in the model store, with a Triton repository per pool.
+
+    Outputs: ``version``, ``prefix`` (``triton-repositories/<version>/``) and
+    ``pool_uris[pool]`` (``s3://<bucket>/triton-repositories/<version>/<pool>``, Triton's
+    ``--model-repository``).
+    """
+
+    def __init__(self, name: str, args: ModelRepositoryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:triton:ModelRepository", name, None, opts)
+        rendered = args.rendered
+        placements, identities = self._artifact_plan(args)
+
+        # The version is known only once every engine key is: stay in Output land.
+        self.version: pulumi.Output[str] = pulumi.Output.all(*identities).apply(
+            lambda ids: hashlib.sha256(
+                json.dumps([rendered.digest, ids], sort_keys=True).encode()
+            ).hexdigest()[:VERSION_CHARS]
+        )
+        self.prefix: pulumi.Output[str] = self.version.apply(lambda v: f"{REPOSITORIES_PREFIX}/{v}/")
+        child = pulumi.ResourceOptions(parent=self)
+        # Every object of a version is retained when a later version replaces it: see the docstring.
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+
+        self.objects: list[pulumi.Resource] = []
+        self.objects.append(
+            aws.s3.BucketObjectv2(
+                f"{name}-manifest",
+                bucket=args.bucket,
+                key=self.prefix.apply(lambda p: p + MANIFEST),
+                source=pulumi.FileAsset(str(rendered.root / MANIFEST)),
+                content_type="application/json",
+                opts=kept,
+            )
+        )
+        self.pool_uris: dict[str, pulumi.Output[str]] = {}
+        self.served: dict[str, list[str]] = {}
+        for pool in args.gpu_pools:
+            models = rendered.models_for(pool)
+            if not models:
+                raise PublicationError(
+                    f"GPU pool {pool.name!r} (role {pool.role}) serves no enabled model; enable a {pool.role} "
+                    "model in the stack's models config or remove the pool"
+                )
+            self.served[pool.name] = served_models(rendered, pool)
+            for model in models:
+                for path in rendered.files_of(model.name):
+                    rel = path.relative_to(rendered.root).as_posix()
+                    self.objects.append(
+                        aws.s3.BucketObjectv2(
+                            f"{name}-{pool.name}-{rel.replace('/', '-')}",
+                            bucket=args.bucket,
+                            key=self.prefix.apply(lambda p, pool=pool.name, rel=rel: f"{p}{pool}/{rel}"),
+                            source=pulumi.FileAsset(str(path)),
+                            content_type=_content_type(path),
+                            opts=kept,
+                        )
+                    )
+            for placement in placements.get(pool.name, []):
+                self.objects.append(self._place(name, args, pool, placement, kept))
+            self.pool_uris[pool.name] = pulumi.Output.concat(
+                "s3://", args.bucket, "/", self.prefix, pool.name
+            )
+        del child
+        self.register_outputs(
+            {"version": self.version, "prefix": self.prefix, "poolUris": self.pool_uris, "served": self.served}
+        )
+
+    # --- artifacts -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _artifact_plan(args: ModelRepositoryArgs) -> tuple[dict[str, list[dict[str, Any]]], list[Any]]:
+        """Per pool, what to place where; plus the identities that enter the version digest."""
+        rendered = args.rendered
+        placements: dict[str, list[dict[str, Any]]] = {}
+        identities: list[Any] = []
+        problems: list[str] = []
+        for pool in args.gpu_pools:
+            pool_engines = args.engines.get(pool.name, {})
+            for model in rendered.models_for(pool):
+                for artifact in model.artifacts:
+                    kind, source = artifact["kind"], artifact["source"]
+                    dest = f"{model.name}/{artifact['path']}"
+                    entry: dict[str, Any] = {"model": model.name, "kind": kind, "source": source, "dest": dest}
+                    if kind in ("tensorrt-engine", "llm-checkpoint", "lora-adapter"):
+                        # A LoRA adapter's engine is keyed by the variant it serves (lora/<variant>).
+                        engine_name = artifact["path"].rsplit("/", 1)[-1] if kind == "lora-adapter" else model.name
+                        engine = pool_engines.get(engine_name)
+                        if engine is None:
+                            problems.append(
+                                f"pool {pool.name}: model {model.name!r} needs the {kind} of {engine_name!r} "
+                                f"(from {source}) at {dest}, but no Engine was given for ({pool.name}, "
+                                f"{engine_name}); declare one per enabled model per GPU pool"
+                            )
+                            continue
+                        entry["engine"] = engine
+                        entry["copy_kind"] = "engine-file" if kind == "tensorrt-engine" else "engine-tree"
+                        identities.append(pulumi.Output.concat(pool.name, ":", dest, "=", engine.key))
+                    elif kind == "file" and source.startswith("package://"):
+                        try:
+                            entry["path"] = _resolve_package_file(model.name, artifact)
+                        except PublicationError as exc:
+                            problems.append(str(exc))
+                            continue
+                        sha = artifact.get("sha256") or hashlib.sha256(entry["path"].read_bytes()).hexdigest()
+                        identities.append(f"{pool.name}:{dest}={sha}")
+                    elif kind == "file" and source.startswith("store://"):
+                        entry["store_key"] = source.removeprefix("store://")
+                        entry["copy_kind"] = "object"
+                        # The object's version is pinned when copied; the URI enters the digest.
+                        identities.append(f"{pool.name}:{dest}={source}")
+                    else:
+                        problems.append(
+                            f"pool {pool.name}: model {model.name!r} artifact {source!r} (kind {kind}) has no "
+                            "publication rule; use a package://, store:// or engine-built artifact"
+                        )
+                        continue
+                    placements.setdefault(pool.name, []).append(entry)
+        if problems:
+            raise PublicationError("cannot publish the model repository:\n" + "\n".join(f"  - {p}" for p in problems))
+        return placements, identities
+
+    def _place(
+        self, name: str, args: ModelRepositoryArgs, pool: GpuPool, entry: dict[str, Any], opts: pulumi.ResourceOptions
+    ) -> pulumi.Resource:
+        resource_name = f"{name}-{pool.name}-{entry['dest'].replace('/', '-')}"
+        tree = entry.get("copy_kind") == "engine-tree"
+        destination = self.prefix.apply(
+            lambda p, d=entry["dest"], pool=pool.name: f"{p}{pool}/{d}" + ("/" if tree else "")
+        )
+        if "path" in entry:
+            return aws.s3.BucketObjectv2(
+                resource_name,
+                bucket=args.bucket,
+                key=destination,
+                source=pulumi.FileAsset(str(entry["path"])),
+                content_type="application/octet-stream",
+                opts=opts,
+            )
+        if "store_key" in entry:
+            source: pulumi.Input[str] = pulumi.Output.concat("s3://", args.bucket, "/", entry["store_key"])
+        else:
+            source = entry["engine"].uri
+        return StoreCopy(
+            resource_name,
+            bucket=args.bucket,
+            source=source,
+            kind=entry["copy_kind"],
+            destination=destination,
+            region=args.region,
+            opts=opts,
+        )
