@@ -68,7 +68,7 @@ def export_onnx(
         onnx.save(model, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
         _check_dynamic_axes(model, dynamic_axes)
-        expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+        expected = _flat_outputs(expected)
         feeds = {name: t.detach().cpu().numpy() for name, t in zip(input_names, example_inputs, strict=True)}
         names, got = run_onnx(tmp, feeds)
         parity = compare([e.detach().cpu().numpy().astype(np.float64) for e in expected], got, "fp32", names)
@@ -105,3 +105,16 @@ def _check_dynamic_axes(model: Any, dynamic_axes: Mapping[str, Mapping[int, str]
                     f"{name} axis {axis} was exported as a fixed size; the module specializes on it "
                     "(e.g. a reshape with a hard-coded batch)"
                 )
+
+
+def _flat_outputs(value: Any) -> list[Any]:
+    """A module's outputs as a list of tensors (a tensor, a tuple, or a transformers ModelOutput)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if hasattr(value, "to_tuple"):
+        value = value.to_tuple()
+    elif isinstance(value, Mapping):
+        value = tuple(value.values())
+    return [v for v in value if isinstance(v, torch.Tensor)]

@@ -107,7 +107,8 @@ def sample_inputs(model: Any, profiles: tuple[InputProfile, ...], seed: int = 0)
         elif dtype is np.bool_:
             out[name] = rng.integers(0, 2, shape).astype(np.bool_)
         else:
-            out[name] = rng.integers(0, 8, shape).astype(dtype)
+            # 0/1 are valid token ids, attention-mask values and token-type ids alike.
+            out[name] = rng.integers(0, 2, shape).astype(dtype)
     return out
 
 
@@ -154,7 +155,7 @@ def run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> tuple[list[str], list[
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # failures come back as exceptions the callers report
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return names, session.run(names, feeds)

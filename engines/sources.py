@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from engines.digests import tree_digest
 from engines.spec import SourceRef
-from engines.store.s3 import S3Options
+from engines.store.s3 import S3Options, shared_client
 
 
 class SourceError(RuntimeError):
@@ -61,12 +61,9 @@ def fetch_source(
 
 
 def download_s3(bucket: str, key: str, destination: Path, options: S3Options, what: str) -> Path:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.session.Session(profile_name=options.profile, region_name=options.region).client(
-        "s3", endpoint_url=options.endpoint_url
-    )
+    client = shared_client(options)
     uri = f"s3://{bucket}/{key}"
     try:
         if key.endswith("/") or not key:
