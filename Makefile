@@ -6,11 +6,14 @@ PIP := .venv/bin/pip
 
 setup:
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus espeak-ng sox libsox-fmt-all
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus espeak-ng sox libsox-fmt-all shellcheck
 	test -x $(PY) || python3 -m venv .venv
 	# torch first and pinned: a dependency asking for plain `torch` must find it satisfied (CPU build).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements-dev.txt
+	# The policy pack runs in its own venv: pulumi-policy pins protobuf 5, tritonclient needs 6.
+	test -x policy/.venv/bin/python || python3 -m venv policy/.venv
+	policy/.venv/bin/pip install -q -r policy/requirements.txt
 
 run: plan
 

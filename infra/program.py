@@ -162,4 +162,6 @@ def engine_config() -> dict[str, Any]:
 
 
 def settings_from_engine() -> Settings:
-    return settings_from_pulumi_config(engine_config(), source=f"stack {pulumi.get_stack()!r} config")
+    config = engine_config()
+    secret_keys = [key for key in config if pulumi.runtime.is_config_secret(key)]
+    return settings_from_pulumi_config(config, source=f"stack {pulumi.get_stack()!r} config", secret_keys=secret_keys)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +91,16 @@ class ClusterSettings(_Model):
     admin_principal_arns: list[str] = Field(default_factory=list)
     log_retention_days: int = Field(default=90, ge=1, le=3653)
 
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _pinned_minor(cls, version: str) -> str:
+        if version != versions.KUBERNETES_VERSION:
+            raise ValueError(
+                f"the EKS add-ons in infra/versions.py are pinned for Kubernetes {versions.KUBERNETES_VERSION}; "
+                f"use {versions.KUBERNETES_VERSION}, or bump KUBERNETES_VERSION and EKS_ADDONS together"
+            )
+        return version
+
     @field_validator("public_access_cidrs")
     @classmethod
     def _public_cidrs(cls, values: list[str]) -> list[str]:
@@ -150,6 +161,21 @@ class GpuPool(_Scaling):
     # Root volume holds the Triton image (~15 GB for the TRT-LLM flavour) plus engines and checkpoints.
     disk_size_gib: int = Field(default=200, ge=100, le=4000)
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name == "system":
+            raise ValueError("'system' is the CPU node group's pool name; choose another, e.g. llm-main")
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _no_platform_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(k for k in labels if k.startswith("platform.io/"))
+        if reserved:
+            raise ValueError(f"{reserved} are set by the platform (pool, role, gpu-sku); remove them from labels")
+        return labels
 
     @field_validator("gpu_sku")
     @classmethod
@@ -235,15 +261,25 @@ class Settings(_Model):
             return self
         if self.network.existing_vpc is None and self.network.az_count < 3:
             raise ValueError(
-                f"network.azCount {self.network.az_count}: prod needs at least 3 AZs to survive losing one"
+                f"network.azCount = {self.network.az_count}: prod needs at least 3 AZs to survive losing one; "
+                "set azCount: 3 or more"
             )
         if self.network.existing_vpc is None and self.network.nat_gateways != "per-az":
-            raise ValueError("network.natGateways 'single': prod needs 'per-az' so one AZ outage keeps egress")
+            raise ValueError(
+                "network.natGateways = \"single\": prod needs one NAT gateway per AZ so an AZ outage keeps egress; "
+                "set natGateways: per-az"
+            )
         if self.cluster.endpoint_public_access:
-            raise ValueError("cluster.endpointPublicAccess true: prod keeps the API endpoint private; set it false")
+            raise ValueError(
+                "cluster.endpointPublicAccess = true: prod keeps the API endpoint private; "
+                "set endpointPublicAccess: false"
+            )
         spot_llm = [p.name for p in self.gpu_pools if p.role == "llm" and p.capacity_type == "SPOT"]
         if spot_llm:
-            raise ValueError(f"gpuPools {spot_llm}: prod LLM pools run ON_DEMAND (spot reclaims drop sessions)")
+            raise ValueError(
+                f"gpuPools {spot_llm} capacityType = \"SPOT\": prod LLM pools run on demand (a spot reclaim drops "
+                "live sessions); set capacityType: ON_DEMAND"
+            )
         return self
 
     def pools(self, role: str) -> list[GpuPool]:
@@ -285,8 +321,33 @@ def _key_path(loc: tuple[Any, ...], raw: Mapping[str, Any]) -> tuple[str, Any]:
     return key, value
 
 
-def parse_settings(raw: Mapping[str, Any], source: str = "stack config") -> Settings:
-    """Validate a namespace-stripped config mapping; raise SettingsError naming key, value and fix."""
+def _is_secret(key: str, secret_keys: Collection[str]) -> bool:
+    return re.split(r"[.\[]", key, maxsplit=1)[0] in secret_keys
+
+
+def _leaf_strings(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _leaf_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _leaf_strings(v)]
+    return [str(value)] if isinstance(value, str) and value else []
+
+
+def _redact(text: str, key: str, value: Any, secret_keys: Collection[str]) -> str:
+    """Validator messages quote offending values; a key set with --secret must not leak through them."""
+    if not _is_secret(key, secret_keys):
+        return text
+    for leaf in sorted(_leaf_strings(value), key=len, reverse=True):
+        text = text.replace(leaf, "[secret]")
+    return text
+
+
+def parse_settings(
+    raw: Mapping[str, Any], source: str = "stack config", secret_keys: Collection[str] = ()
+) -> Settings:
+    """Validate a namespace-stripped config mapping; raise SettingsError naming key, value and fix.
+
+    ``secret_keys`` are full config keys (``triton-platform:foo``) whose values must not be printed."""
     decoded = {k: _decode(v) for k, v in raw.items()}
     try:
         return Settings.model_validate(decoded)
@@ -295,17 +356,24 @@ def parse_settings(raw: Mapping[str, Any], source: str = "stack config") -> Sett
         for err in exc.errors():
             key, value = _key_path(err["loc"], decoded)
             msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a whole-stack rule: its message names its own key and value
+                problems.append(f"{PROJECT}:{msg}")
+                continue
             if err["type"] == "missing":
                 msg = "required key is missing; add it to the stack config (see Pulumi.yaml for its description)"
             elif err["type"] == "extra_forbidden":
                 msg = "unknown key; remove it or fix its spelling (Pulumi.yaml lists every key)"
             elif err["type"] == "literal_error":
                 msg = f"not allowed; {msg}"
-            problems.append(f"{key} = {json.dumps(value, default=str)}: {msg}")
+            shown = "[secret]" if _is_secret(key, secret_keys) else json.dumps(value, default=str)
+            top_value = decoded.get(err["loc"][0]) if err["loc"] else None
+            problems.append(f"{key} = {shown}: {_redact(msg, key, top_value, secret_keys)}")
         raise SettingsError(source, problems) from None
 
 
-def settings_from_pulumi_config(config: Mapping[str, Any], source: str = "stack config") -> Settings:
+def settings_from_pulumi_config(
+    config: Mapping[str, Any], source: str = "stack config", secret_keys: Collection[str] = ()
+) -> Settings:
     """Build Settings from a full Pulumi config map (keys like ``triton-platform:network``, ``aws:region``)."""
     raw: dict[str, Any] = {}
     for key, value in config.items():
@@ -314,7 +382,7 @@ def settings_from_pulumi_config(config: Mapping[str, Any], source: str = "stack 
             raw[name] = value
         elif key == "aws:region":
             raw["region"] = value
-    return parse_settings(raw, source)
+    return parse_settings(raw, source, secret_keys)
 
 
 def stack_config_path(stack: str, root: Path = REPO_ROOT) -> Path:

@@ -37,7 +37,7 @@ CASES = {
         "prod",
         {"triton-platform:network.azCount": 2},
         (),
-        ["network.azCount 2", "prod needs at least 3 AZs"],
+        ["network.azCount = 2", "prod needs at least 3 AZs", "set azCount: 3 or more"],
     ),
     "prod-with-public-endpoint": (
         "prod",
@@ -46,7 +46,7 @@ CASES = {
             "triton-platform:cluster.publicAccessCidrs": ["0.0.0.0/0"],
         },
         (),
-        ["cluster.endpointPublicAccess true", "set it false"],
+        ["cluster.endpointPublicAccess = true", "set endpointPublicAccess: false"],
     ),
     "malformed-vpc-cidr": (
         "dev",

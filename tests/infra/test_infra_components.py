@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from infra import scheduling
 from infra.gpu_software import time_slicing_config
@@ -113,13 +114,19 @@ def _pool(**changes) -> GpuPool:
     return GpuPool.model_validate({**fields, **changes})
 
 
-def test_platform_labels_win_over_pool_labels():
-    pool = _pool(labels={"team": "voice", scheduling.GPU_SKU_LABEL: "a100"})
+def test_pool_labels_merge_with_platform_labels():
+    pool = _pool(labels={"team": "voice"})
     labels = scheduling.gpu_node_labels(pool)
     assert labels["team"] == "voice"
     assert labels[scheduling.GPU_SKU_LABEL] == "h100"
     assert labels[scheduling.COMPUTE_CAPABILITY_LABEL] == "9.0"
     assert scheduling.gpu_pool_selector(pool) == {"platform.io/pool": "llm", "platform.io/gpu-sku": "h100"}
+
+
+def test_pool_labels_cannot_override_platform_labels():
+    # The engine-build Jobs and Triton pods select on these labels: a pool must not be able to lie about its GPU.
+    with pytest.raises(ValidationError, match="set by the platform"):
+        _pool(labels={"team": "voice", scheduling.GPU_SKU_LABEL: "a100"})
 
 
 @pytest.mark.parametrize("replicas", [2, 4])
