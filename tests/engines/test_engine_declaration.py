@@ -174,7 +174,7 @@ def recorder():
     return rec
 
 
-def _declare(selections):
+def _declare(selections, name_prefix="engine"):
     settings = load_stack_settings("dev")
     models = catalog.select(selections)
     declared = declare_engines(
@@ -184,14 +184,24 @@ def _declare(selections):
         kubeconfig="apiVersion: v1\nkind: Config\n",
         runner_settings={"namespace": "engine-builds", "aws_region": settings.region},
         lock=full_lock(catalog.select(None)),
+        name_prefix=name_prefix,
     )
     return declared
 
 
-@pulumi.runtime.test
 def test_declared_engines_carry_their_keys_and_one_precision_change_moves_one_key(recorder):
     settings = load_stack_settings("dev")
-    declared = _declare(settings.models)
+    results = {}
+
+    @pulumi.runtime.test
+    def declare():
+        results["base"] = _declare(settings.models)
+        fp32_embed = {**settings.models, "embed": ModelSelection(precision="fp32")}
+        results["changed"] = _declare(fp32_embed, name_prefix="changed")
+        return results["base"][("embed_encoder", "speech")].resource.key
+
+    declare()  # returns once every registration has completed
+    declared, changed = results["base"], results["changed"]
     assert set(declared) == {
         ("asr_encoder", "speech"),
         ("asr_decoder_joint", "speech"),
@@ -201,25 +211,22 @@ def test_declared_engines_carry_their_keys_and_one_precision_change_moves_one_ke
         ("llm_chat", "llm"),
         ("llm_support", "llm"),
     }
-    changed = _declare({**settings.models, "embed": ModelSelection(precision="fp32")})
     moved = {k for k in declared if declared[k].plan.key != changed[k].plan.key}
     assert moved == {("embed_encoder", "speech")}
 
-    def check(keys):
-        engines = [r for r in recorder.registered if r.typ == "pulumi-python:dynamic/engines:Engine"]
-        assert len(engines) == 14
-        first = {r.name: r.inputs for r in engines[:7]}
-        embed = first["engine-embed_encoder-speech"]
-        assert embed["key"] == declared[("embed_encoder", "speech")].plan.key == keys[0]
-        assert embed["key"] == content_key(declared[("embed_encoder", "speech")].plan.spec)
-        assert embed["runner"] == {
-            "kind": "kubernetes",
-            "pool": "speech",
-            "namespace": "engine-builds",
-            "aws_region": "us-west-2",
-        }
-        assert embed["store"] == "s3://models-bucket/" and embed["delete_artifacts"] is False
-        assert embed["gpu_sku"] == "l4" and embed["compute_capability"] == "8.9" and embed["precision"] == "fp16"
-        assert first["engine-llm_chat-llm"]["runner"]["pool"] == "llm"
-
-    return pulumi.Output.all(declared[("embed_encoder", "speech")].resource.key).apply(check)
+    engines = [r for r in recorder.registered if r.typ == "pulumi-python:dynamic/engines:Engine"]
+    assert len(engines) == 14
+    first = {r.name: r.inputs for r in engines if r.name.startswith("engine-")}
+    assert len(first) == 7
+    embed = first["engine-embed_encoder-speech"]
+    assert embed["key"] == declared[("embed_encoder", "speech")].plan.key
+    assert embed["key"] == content_key(declared[("embed_encoder", "speech")].plan.spec)
+    assert embed["runner"] == {
+        "kind": "kubernetes",
+        "pool": "speech",
+        "namespace": "engine-builds",
+        "aws_region": "us-west-2",
+    }
+    assert embed["store"] == "s3://models-bucket/" and embed["delete_artifacts"] is False
+    assert embed["gpu_sku"] == "l4" and embed["compute_capability"] == "8.9" and embed["precision"] == "fp16"
+    assert first["engine-llm_chat-llm"]["runner"]["pool"] == "llm"
