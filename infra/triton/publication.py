@@ -70,6 +70,14 @@ class EngineRef:
     uri: pulumi.Input[str]
 
 
+def engines_by_pool(declared: Mapping[tuple[str, str], Any]) -> dict[str, dict[str, EngineLike]]:
+    """``engines.declare.declare_engines`` output ((engine, pool) -> DeclaredEngine) -> pool -> engine -> Engine."""
+    result: dict[str, dict[str, EngineLike]] = {}
+    for (engine, pool), item in declared.items():
+        result.setdefault(pool, {})[engine] = getattr(item, "resource", item)
+    return result
+
+
 def tree_digest(root: Path) -> str:
     """sha256 over (relative path, sha256 of content) of every file under ``root``."""
     digest = hashlib.sha256()
@@ -90,9 +98,6 @@ class RenderedRepository:
     # engine model name -> the public model that calls it
     engine_parents: Mapping[str, str] = field(default_factory=dict)
 
-    def role_of(self, model: RenderedModel) -> str:
-        return model.role
-
     def pool_of(self, model: RenderedModel) -> str:
         """The catalog pool (llm | speech) a rendered model belongs to (engines follow their parent)."""
         if model.spec is not None:
@@ -110,14 +115,20 @@ class RenderedRepository:
 
 
 def render_gpu_repository(
-    specs: Sequence[ModelSpec], *, llm_variants: str = "separate", build_root: Path = DEFAULT_BUILD_ROOT
+    specs: Sequence[ModelSpec],
+    *,
+    llm_variants: str = "separate",
+    build_root: Path = DEFAULT_BUILD_ROOT,
+    python_models_dir: Path | None = None,
 ) -> RenderedRepository:
     """Render the gpu target into ``build_root/<digest>`` (reused when the same content is there)."""
     build_root = Path(build_root)
     build_root.mkdir(parents=True, exist_ok=True)
     staging = build_root / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        result = render_repository(specs, "gpu", staging, llm_variants=llm_variants)
+        result = render_repository(
+            specs, "gpu", staging, llm_variants=llm_variants, python_models_dir=python_models_dir
+        )
         digest = tree_digest(staging)
         final = build_root / digest[:VERSION_CHARS]
         if final.is_dir() and tree_digest(final) == digest:
@@ -131,6 +142,20 @@ def render_gpu_repository(
     manifest = json.loads((final / MANIFEST).read_text())
     parents = {engine.name: spec.name for spec in specs for engine in spec.engines}
     return RenderedRepository(final, digest, tuple(result.models), manifest, parents)
+
+
+def required_engines(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[tuple[str, str]]:
+    """(pool, engine name) of every engine-built artifact the repository places (what the program
+    must declare with ``engines.declare.declare_engines``)."""
+    needed = []
+    for pool in gpu_pools:
+        for model in rendered.models_for(pool):
+            for artifact in model.artifacts:
+                if artifact["kind"] == "lora-adapter":
+                    needed.append((pool.name, f"{artifact['path'].rsplit('/', 1)[-1]}_lora"))
+                elif artifact["kind"] in ("tensorrt-engine", "llm-checkpoint"):
+                    needed.append((pool.name, model.name))
+    return needed
 
 
 def served_models(rendered: RenderedRepository, pool: GpuPool) -> list[str]:
@@ -183,7 +208,6 @@ class ModelRepository(pulumi.ComponentResource):
             ).hexdigest()[:VERSION_CHARS]
         )
         self.prefix: pulumi.Output[str] = self.version.apply(lambda v: f"{REPOSITORIES_PREFIX}/{v}/")
-        child = pulumi.ResourceOptions(parent=self)
         # Every object of a version is retained when a later version replaces it: see the docstring.
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
 
@@ -226,7 +250,6 @@ class ModelRepository(pulumi.ComponentResource):
             self.pool_uris[pool.name] = pulumi.Output.concat(
                 "s3://", args.bucket, "/", self.prefix, pool.name
             )
-        del child
         self.register_outputs(
             {"version": self.version, "prefix": self.prefix, "poolUris": self.pool_uris, "served": self.served}
         )
@@ -248,8 +271,10 @@ class ModelRepository(pulumi.ComponentResource):
                     dest = f"{model.name}/{artifact['path']}"
                     entry: dict[str, Any] = {"model": model.name, "kind": kind, "source": source, "dest": dest}
                     if kind in ("tensorrt-engine", "llm-checkpoint", "lora-adapter"):
-                        # A LoRA adapter's engine is keyed by the variant it serves (lora/<variant>).
-                        engine_name = artifact["path"].rsplit("/", 1)[-1] if kind == "lora-adapter" else model.name
+                        # A LoRA adapter is engine "<variant>_lora" (engines.catalog_engines), placed at lora/<variant>.
+                        engine_name = (
+                            f"{artifact['path'].rsplit('/', 1)[-1]}_lora" if kind == "lora-adapter" else model.name
+                        )
                         engine = pool_engines.get(engine_name)
                         if engine is None:
                             problems.append(

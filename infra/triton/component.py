@@ -1,0 +1,355 @@
+"""``TritonPlatform``: Triton Inference Server for every GPU pool of a stack.
+
+Provisions, in order:
+  1. the serving images (one per pool role: ``llm`` on the TensorRT-LLM flavour, ``speech`` on the
+     plain one), built and pushed to the stack's ECR repository, referenced by digest;
+  2. the GPU model repository rendered from the catalog (the stack's ``models`` selection and the
+     gpu overrides) and published to the model store as an immutable version, with each pool's
+     engines placed from the engine store;
+  3. the ``triton`` namespace (restricted Pod Security), the IRSA role that can only read published
+     repositories, its service account, default-deny NetworkPolicies with explicit allows;
+  4. per GPU pool (:class:`TritonPool`): a Deployment pinned to the pool's nodes, its Service
+     (http/grpc/metrics), an optional internal NLB, a PodDisruptionBudget and an HPA on queue time;
+  5. prometheus-adapter serving the queue-time metric, Cluster Autoscaler for the node groups;
+  6. the smoke Job, after every Deployment is rolled out.
+
+Settings: the stack ``Settings`` (region, ``gpuPools``, ``models``, tags) and ``TritonSettings``
+(sizes, bounds, targets, NLB, client namespaces; see :mod:`infra.triton.settings`).
+Outputs: per pool HTTP and gRPC endpoints (and the NLB hostname when on), served models with their
+versions, image references by digest, the repository version and its S3 URIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.settings import REPO_ROOT, GpuPool, Settings
+from infra.triton import deployment, probes
+from infra.triton.autoscaling import GpuNodeAutoscaler, QueueTimeAutoscaling, hpa_manifest
+from infra.triton.identity import TritonIdentity
+from infra.triton.image import TritonImage, TritonImageArgs, flavour_of_role
+from infra.triton.network_policy import network_policies
+from infra.triton.publication import (
+    DEFAULT_BUILD_ROOT,
+    EngineLike,
+    ModelRepository,
+    ModelRepositoryArgs,
+    RenderedRepository,
+    render_gpu_repository,
+)
+from infra.triton.settings import TritonSettings
+from infra.triton.smoke import grpc_endpoint, smoke_job_manifest
+from model_repo import catalog
+from model_repo.render import VERSION as MODEL_VERSION
+
+
+class TritonConfigError(ValueError):
+    """The stack cannot serve as configured; the message names the setting and the fix."""
+
+
+def gpu_specs(settings: Settings) -> list[catalog.ModelSpec]:
+    """The enabled models with their gpu overrides, exactly as ``python -m model_repo render`` selects them."""
+    specs = catalog.select(settings.models)
+    return catalog.apply_overrides(specs, "gpu", catalog.load_overrides("gpu"))
+
+
+def check_pools(settings: Settings, specs: Sequence[catalog.ModelSpec]) -> None:
+    """Every pool role has models, and each pool's GPU can run its models' precision (FP8 needs Ada/Hopper)."""
+    problems = []
+    for pool in settings.gpu_pools:
+        for spec in (s for s in specs if s.pool == pool.role):
+            try:
+                catalog.check_precision_for_gpu(spec, pool.gpu_sku)
+            except catalog.CatalogError as exc:
+                problems.append(f"gpuPools[{pool.name}]: {exc}")
+    roles = {p.role for p in settings.gpu_pools}
+    orphans = sorted({s.name for s in specs if s.pool not in roles})
+    if orphans:
+        problems.append(
+            f"models {orphans} run on pool role(s) {sorted({s.pool for s in specs if s.name in orphans})} but "
+            f"gpuPools has none; add such a pool or disable them in `models`"
+        )
+    if problems:
+        raise TritonConfigError("Triton cannot serve this stack:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class TritonPlatformArgs:
+    settings: Settings
+    triton: TritonSettings
+    k8s_provider: k8s.Provider
+    cluster_name: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    repository_url: pulumi.Input[str]  # ECR repository of the serving images
+    registry_id: pulumi.Input[str]
+    bucket: pulumi.Input[str]  # model-store bucket name
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]  # the store's key (SSE-KMS)
+    # pool name -> engine name -> Engine (``publication.engines_by_pool(declare_engines(...))``)
+    engines: Mapping[str, Mapping[str, EngineLike]]
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Resources the pods need first: GPU node groups, the device plugin, the monitoring stack (CRDs).
+    after: Sequence[pulumi.Resource] = ()
+    build_root: Path = DEFAULT_BUILD_ROOT
+    context_root: Path = REPO_ROOT
+    cluster_autoscaler: bool = True
+
+
+@dataclass(frozen=True)
+class TritonPoolArgs:
+    pool: GpuPool
+    triton: TritonSettings
+    region: str
+    image: pulumi.Input[str]
+    repository_uri: pulumi.Input[str]
+    repository_version: pulumi.Input[str]
+    roles: Sequence[str]
+    grpc_endpoints: Mapping[str, str]
+    k8s_provider: k8s.Provider
+    after: Sequence[pulumi.Resource] = ()
+
+
+def _load_balancer_hostname(status: Any) -> str:
+    """The NLB's DNS name from a Service status ("" until AWS has provisioned it)."""
+    try:
+        return status.load_balancer.ingress[0].hostname or ""
+    except (AttributeError, IndexError, TypeError):
+        return ""
+
+
+class TritonPool(pulumi.ComponentResource):
+    """One GPU pool's Triton: Deployment, Service, optional internal NLB, PDB and HPA."""
+
+    def __init__(self, name: str, args: TritonPoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:triton:TritonPool", name, None, opts)
+        pool, triton = args.pool, args.triton
+        serving = triton.pool(pool.name)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        manifest = deployment.deployment_manifest(
+            pool=pool,
+            settings=triton,
+            image=args.image,
+            repository_uri=args.repository_uri,
+            repository_version=args.repository_version,
+            roles=args.roles,
+            region=args.region,
+            grpc_endpoints=args.grpc_endpoints,
+        )
+        # pulumi-kubernetes waits for the rollout; a pool's rollout replaces one pod at a time, each
+        # loading its models, so the wait scales with the startup budget and the replica count.
+        budget = probes.startup_budget_s(args.roles, serving)
+        rollout_minutes = max(10, (budget + 120) * serving.max_replicas // 60)
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster,
+                pulumi.ResourceOptions(
+                    depends_on=list(args.after),
+                    # The HPA owns the replica count once the Deployment exists.
+                    ignore_changes=["spec.replicas"],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=f"{rollout_minutes}m", update=f"{rollout_minutes}m"
+                    ),
+                ),
+            ),
+        )
+        service = deployment.service_manifest(pool, triton)
+        self.service = k8s.core.v1.Service(
+            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=on_cluster
+        )
+        self.nlb: k8s.core.v1.Service | None = None
+        if triton.internal_nlb:
+            nlb = deployment.nlb_service_manifest(pool, triton)
+            self.nlb = k8s.core.v1.Service(
+                f"{name}-nlb", metadata=nlb["metadata"], spec=nlb["spec"], opts=on_cluster
+            )
+        pdb = deployment.pdb_manifest(pool, triton)
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=on_cluster
+        )
+        hpa = hpa_manifest(pool, serving, triton)
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=hpa["metadata"],
+            spec=hpa["spec"],
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.deployment])),
+        )
+        dns = deployment.service_dns(pool, triton)
+        self.http_endpoint = f"http://{dns}:{deployment.HTTP_PORT}"
+        self.grpc_endpoint = grpc_endpoint(dns)
+        self.nlb_hostname: pulumi.Output[str] | None = None
+        if self.nlb is not None:
+            self.nlb_hostname = self.nlb.status.apply(_load_balancer_hostname)
+        self.register_outputs({"http": self.http_endpoint, "grpc": self.grpc_endpoint})
+
+
+class TritonPlatform(pulumi.ComponentResource):
+    """Triton for every GPU pool of the stack; see the module docstring."""
+
+    def __init__(self, name: str, args: TritonPlatformArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:triton:TritonPlatform", name, None, opts)
+        settings, triton = args.settings, args.triton
+        for pool in settings.gpu_pools:
+            triton.pool(pool.name)  # every pool has serving settings (clear error otherwise)
+        specs = gpu_specs(settings)
+        check_pools(settings, specs)
+        self.rendered: RenderedRepository = render_gpu_repository(
+            specs, llm_variants=triton.llm_variants, build_root=args.build_root
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+
+        # 1. images, one per role the pools need
+        self.images: dict[str, TritonImage] = {}
+        for role in sorted({p.role for p in settings.gpu_pools}):
+            flavour = flavour_of_role(role)
+            self.images[flavour] = TritonImage(
+                f"{name}-image-{flavour}",
+                TritonImageArgs(args.repository_url, args.registry_id, flavour, args.context_root),
+                opts=child,
+            )
+
+        # 2. the published repository
+        self.repository = ModelRepository(
+            f"{name}-repository",
+            ModelRepositoryArgs(
+                rendered=self.rendered,
+                gpu_pools=settings.gpu_pools,
+                bucket=args.bucket,
+                engines=args.engines,
+                region=settings.region,
+            ),
+            opts=child,
+        )
+
+        # 3. namespace, identity, network policies
+        ns = deployment.namespace_manifest(triton)
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
+        in_namespace = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        self.identity = TritonIdentity(
+            f"{name}-identity",
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer_url=args.oidc_issuer_url,
+            namespace=triton.namespace,
+            service_account=deployment.SERVICE_ACCOUNT,
+            bucket_arn=args.bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+            region=settings.region,
+            tags=args.tags,
+            opts=child,
+        )
+        sa = deployment.service_account_manifest(triton, self.identity.role_arn)
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=sa["metadata"],
+            automount_service_account_token=sa["automountServiceAccountToken"],
+            opts=in_namespace,
+        )
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{policy['metadata']['name']}",
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                opts=in_namespace,
+            )
+            for policy in network_policies(triton)
+        ]
+
+        # 4. the pools
+        pools_by_name = {p.name: p for p in settings.gpu_pools}
+        grpc_endpoints = {
+            p.name: grpc_endpoint(deployment.service_dns(p, triton)) for p in settings.gpu_pools
+        }
+        ready_first = [service_account, self.identity, self.repository, *policies, *args.after]
+        self.pools: dict[str, TritonPool] = {}
+        for pool in settings.gpu_pools:
+            self.pools[pool.name] = TritonPool(
+                f"{name}-{pool.name}",
+                TritonPoolArgs(
+                    pool=pool,
+                    triton=triton,
+                    region=settings.region,
+                    image=self.images[flavour_of_role(pool.role)].reference,
+                    repository_uri=self.repository.pool_uris[pool.name],
+                    repository_version=self.repository.version,
+                    roles=sorted({m.role for m in self.rendered.models_for(pool)}),
+                    grpc_endpoints=grpc_endpoints,
+                    k8s_provider=args.k8s_provider,
+                    after=ready_first,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            )
+
+        # 5. autoscaling
+        self.autoscaling = QueueTimeAutoscaling(
+            f"{name}-autoscaling", settings=triton, k8s_provider=args.k8s_provider,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )  # fmt: skip
+        self.node_autoscaler: GpuNodeAutoscaler | None = None
+        if args.cluster_autoscaler:
+            self.node_autoscaler = GpuNodeAutoscaler(
+                f"{name}-node-autoscaler",
+                cluster_name=args.cluster_name,
+                region=settings.region,
+                k8s_provider=args.k8s_provider,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            )
+
+        # 6. smoke
+        self.served: dict[str, list[str]] = self.repository.served
+        self.smoke_job: k8s.batch.v1.Job | None = None
+        if triton.smoke:
+            run_on = next((p for p in settings.gpu_pools if p.role == "speech"), settings.gpu_pools[0])
+            targets = {grpc_endpoints[p]: models for p, models in self.served.items() if models}
+            job = smoke_job_manifest(
+                settings=triton,
+                image=self.images[flavour_of_role(run_on.role)].reference,
+                run_on=pools_by_name[run_on.name],
+                targets=targets,
+                repository_version=self.repository.version,
+            )
+            self.smoke_job = k8s.batch.v1.Job(
+                f"{name}-smoke",
+                metadata=job["metadata"],
+                spec=job["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    in_namespace,
+                    pulumi.ResourceOptions(
+                        depends_on=[p.deployment for p in self.pools.values()],
+                        delete_before_replace=True,  # fixed name: the old Job goes before the new one
+                        custom_timeouts=pulumi.CustomTimeouts(create="30m", update="30m"),
+                    ),
+                ),
+            )
+
+        self.outputs: dict[str, Any] = self._outputs()
+        self.register_outputs(self.outputs)
+
+    def _outputs(self) -> dict[str, Any]:
+        endpoints: dict[str, Any] = {}
+        for pool_name, pool in self.pools.items():
+            entry: dict[str, Any] = {"http": pool.http_endpoint, "grpc": pool.grpc_endpoint}
+            if pool.nlb_hostname is not None:
+                entry["nlbHttp"] = pool.nlb_hostname.apply(lambda h: f"http://{h}:{deployment.HTTP_PORT}" if h else "")
+                entry["nlbGrpc"] = pool.nlb_hostname.apply(lambda h: f"{h}:{deployment.GRPC_PORT}" if h else "")
+            endpoints[pool_name] = entry
+        return {
+            "tritonEndpoints": endpoints,
+            "servedModels": {
+                pool: [{"name": model, "versions": [MODEL_VERSION]} for model in models]
+                for pool, models in self.served.items()
+            },
+            "tritonImages": {flavour: image.reference for flavour, image in self.images.items()},
+            "modelRepositoryVersion": self.repository.version,
+            "modelRepositoryUris": dict(self.repository.pool_uris),
+        }

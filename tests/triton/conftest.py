@@ -1,0 +1,104 @@
+"""Fixtures: the foundation plus the Triton platform, run once per stack under Pulumi's mocks.
+
+The program is the foundation's ``build_platform`` and ``infra.triton.wiring.build_triton`` (the
+call the program makes), with the stack's own config. Engines are given as references to
+content-addressed store paths, one per engine the rendered repository needs, as the engine
+declarations would hand them over; the mocks answer the Docker build with a registry digest and
+the ECR token lookup with a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from infra.offline import ACCOUNT_ID, PlatformMocks, run_program
+from infra.program import build_platform, settings_from_engine, stack_outputs
+from infra.settings import read_stack_config
+from infra.triton.component import gpu_specs
+from infra.triton.publication import EngineRef, render_gpu_repository, required_engines
+from infra.triton.wiring import build_triton
+
+ENGINE_STORE_ROOT = "engine-store/"
+
+
+def fake_digest(image_name: str) -> str:
+    return "sha256:" + hashlib.sha256(image_name.encode()).hexdigest()
+
+
+def _docker_image(mocks, args):
+    name = args.inputs["imageName"]
+    # pulumi-docker reports repo_digest as repo:tag@sha256:... (digest of the pushed manifest)
+    return f"{name}-id", {"repoDigest": f"{name}@{fake_digest(name)}", "baseImageName": name}
+
+
+def _ecr_token(mocks, args):
+    return {
+        "authorizationToken": "QVdTOm9mZmxpbmUtdG9rZW4=",
+        "userName": "AWS",
+        "password": "offline-ecr-password",
+        "proxyEndpoint": f"https://{ACCOUNT_ID}.dkr.ecr.{mocks.region}.amazonaws.com",
+        "expiresAt": "2030-01-01T00:00:00Z",
+        "registryId": args.get("registryId") or ACCOUNT_ID,
+        "id": "token",
+    }
+
+
+def triton_mocks(region: str) -> PlatformMocks:
+    return PlatformMocks(
+        region,
+        resources={"docker:index/image:Image": _docker_image},
+        calls={"aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token},
+    )
+
+
+def engine_key(pool: str, engine: str) -> str:
+    return hashlib.sha256(f"{pool}/{engine}".encode()).hexdigest()
+
+
+def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_changes=None):
+    config = read_stack_config(stack)
+    config.update(config_changes or {})
+
+    def program():
+        settings = settings_from_engine()
+        platform = build_platform(settings)
+        rendered = render_gpu_repository(gpu_specs(settings), build_root=build_root)
+        engines = {}
+        for pool, engine in required_engines(rendered, settings.gpu_pools):
+            key = engine_key(pool, engine)
+            uri = platform.stores.bucket_name.apply(lambda b, k=key: f"s3://{b}/{ENGINE_STORE_ROOT}engines/{k}/artifact/")
+            engines.setdefault(pool, {})[engine] = EngineRef(key=key, uri=uri)
+        triton = build_triton(platform, engines=engines, overrides=overrides, build_root=build_root)
+        program.component = triton
+        return {**stack_outputs(platform), **triton.outputs}
+
+    run = run_program(config, stack=stack, program=program, mocks=triton_mocks(str(config["aws:region"])))
+    run.component = getattr(program, "component", None)
+    return run
+
+
+@pytest.fixture(scope="session")
+def triton_build_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("triton-repository")
+
+
+@pytest.fixture(scope="session")
+def dev_triton(triton_build_root):
+    run = run_triton_stack("dev", triton_build_root)
+    run.raise_error()
+    return run
+
+
+@pytest.fixture(scope="session")
+def prod_triton(triton_build_root):
+    run = run_triton_stack("prod", triton_build_root)
+    run.raise_error()
+    return run
+
+
+@pytest.fixture(params=["dev", "prod"])
+def triton_run(request):
+    return request.getfixturevalue(f"{request.param}_triton")
