@@ -210,7 +210,7 @@ def _collecting_logger(trt: ModuleType, log):
             trt.ILogger.__init__(self)
 
         def log(self, severity, msg):
-            if severity <= trt.ILogger.Severity.WARNING:
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):  # lower value = more severe
                 log.extend(f"[TRT {severity.name}] {msg}")
 
     return CollectingLogger()
