@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import sys
 from pathlib import Path
 
 from engines.digests import file_sha256
@@ -19,7 +20,9 @@ from model_repo.artifacts.sources import package_version, query_params
 from model_repo.artifacts.store import ArtifactError, Recipe
 
 CORPORA = {"builtin": Path(__file__).resolve().parent / "corpus" / "knowledge_base.jsonl"}
-ENCODER_CODE = Path(__file__).resolve().parents[1] / "python_models" / "embed" / "sentence_encoder.py"
+PYTHON_MODELS = Path(__file__).resolve().parents[1] / "python_models"
+ENCODER_CODE = PYTHON_MODELS / "embed" / "sentence_encoder.py"
+SHARED_CODE = PYTHON_MODELS / "_common" / "text_encoding.py"
 
 
 def load_corpus(path: Path) -> list[dict[str, str]]:
@@ -38,10 +41,18 @@ def load_corpus(path: Path) -> list[dict[str, str]]:
 
 
 def _encoder_class():
-    spec = importlib.util.spec_from_file_location("sentence_encoder", ENCODER_CODE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SentenceEncoder
+    """The serving model's SentenceEncoder, imported the way Triton imports it (``_common`` on sys.path)."""
+    added = str(PYTHON_MODELS) not in sys.path
+    if added:
+        sys.path.insert(0, str(PYTHON_MODELS))
+    try:
+        spec = importlib.util.spec_from_file_location("sentence_encoder", ENCODER_CODE)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.SentenceEncoder
+    finally:
+        if added:
+            sys.path.remove(str(PYTHON_MODELS))
 
 
 def recipe(spec, serving, ctx) -> Recipe:
@@ -83,7 +94,7 @@ def recipe(spec, serving, ctx) -> Recipe:
         uri=uri,
         weights=serving.weights,
         main_file="index.faiss",
-        builder_source=inspect.getsource(build) + ENCODER_CODE.read_text(),
+        builder_source=inspect.getsource(build) + ENCODER_CODE.read_text() + SHARED_CODE.read_text(),
         inputs={
             "corpus_sha256": file_sha256(corpus_path),
             "embed_key": embed_manifest["key"],

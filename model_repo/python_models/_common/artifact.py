@@ -1,7 +1,10 @@
-"""Load a model version's ``artifact.json`` and check every file against its recorded sha256.
+"""Find the file a model loads in its version directory, verified when it came with ``artifact.json``.
 
-A model refuses to start on a corrupted or partial copy (a failed sync, a disk error) instead of
-serving wrong results; the error names the file and the fix.
+cpu target: ``model_repo.artifacts`` writes the files plus ``artifact.json`` (every file's sha256); a
+model refuses to start on a corrupted or partial copy instead of serving wrong results.
+gpu target: the deployment syncs the files listed in ``repository.json`` from the content-addressed
+model store (which checks digests itself); there is no ``artifact.json``, and the file is named by
+the ``artifact_file`` config parameter or the model's default name.
 """
 
 from __future__ import annotations
@@ -39,3 +42,18 @@ def load_verified(version_dir: Path) -> dict[str, Any]:
                 f"render the model repository again"
             )
     return manifest
+
+
+def locate(version_dir: Path, parameters: dict[str, str], default_file: str) -> tuple[Path, dict[str, Any]]:
+    """(main file, manifest details) of a model version, on either target."""
+    version_dir = Path(version_dir)
+    if (version_dir / MANIFEST).is_file():
+        manifest = load_verified(version_dir)
+        return version_dir / manifest["main_file"], manifest.get("details", {})
+    main = version_dir / parameters.get("artifact_file", default_file)
+    if not main.is_file():
+        raise RuntimeError(
+            f"{main} is missing and there is no {MANIFEST}: render the repository (cpu target) or sync the "
+            f"model's files from the model store (gpu target, see repository.json)"
+        )
+    return main, {}

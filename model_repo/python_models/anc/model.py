@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import triton
-from _common.artifact import load_verified
+from _common.artifact import locate
 from rnnoise import RNNoise
 
 MIN_SAMPLES = 160  # one 10 ms frame at 16 kHz
@@ -23,9 +23,10 @@ class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        manifest = load_verified(version_dir)
-        self.max_seconds = float(triton.parameters(self.config).get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
-        self.rnnoise = RNNoise(version_dir / manifest["main_file"])
+        params = triton.parameters(self.config)
+        library, _ = locate(version_dir, params, "librnnoise.so")
+        self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
+        self.rnnoise = RNNoise(library)
 
     def execute(self, requests):
         return triton.execute_batch(requests, self._parse, self._compute)

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import triton
-from _common.artifact import load_verified
+from _common.artifact import locate
 from _common.errors import BadRequest
 
 
@@ -22,13 +22,14 @@ class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        manifest = load_verified(version_dir)
         params = triton.parameters(self.config)
+        index_file, _ = locate(version_dir, params, "index.faiss")
         self.top_k_default = int(params.get("top_k_default", "3"))
         self.max_top_k = int(params.get("max_top_k", "16"))
         faiss.omp_set_num_threads(1)
-        self.index = faiss.read_index(str(version_dir / manifest["main_file"]))
-        lines = (version_dir / "passages.jsonl").read_text().splitlines()
+        self.index = faiss.read_index(str(index_file))
+        # Row i of the index is line i of the passages file (written together, synced together).
+        lines = (version_dir / params.get("passages_file", "passages.jsonl")).read_text().splitlines()
         self.passages = [json.loads(line)["text"] for line in lines if line.strip()]
         if len(self.passages) != self.index.ntotal:
             raise RuntimeError(

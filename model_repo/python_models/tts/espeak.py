@@ -13,10 +13,9 @@ import re
 import subprocess
 import wave
 from collections.abc import Iterator
-from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
+from _common.pcm import rechunk, resample
 
 OUT_RATE = 16_000
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
@@ -45,16 +44,8 @@ class Espeak:
         with wave.open(io.BytesIO(done.stdout)) as wav:
             rate = wav.getframerate()
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
-        g = gcd(OUT_RATE, rate)
-        return resample_poly(pcm, OUT_RATE // g, rate // g).astype(np.float32)
+        return resample(pcm, rate, OUT_RATE)
 
     def stream(self, text: str, chunk_samples: int) -> Iterator[np.ndarray]:
         """Chunks of at most ``chunk_samples``; only the last chunk of the text may be shorter."""
-        pending = np.zeros(0, dtype=np.float32)
-        for sentence in sentences(text):
-            pending = np.concatenate([pending, self.synthesise(sentence)])
-            while len(pending) >= chunk_samples:
-                yield pending[:chunk_samples]
-                pending = pending[chunk_samples:]
-        if len(pending):
-            yield pending
+        return rechunk((self.synthesise(s) for s in sentences(text)), chunk_samples)

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 from _common import triton
-from _common.artifact import load_verified
+from _common.artifact import locate
 from segments import speech_segments
 
 SAMPLE_RATE = 16_000
@@ -30,8 +30,8 @@ class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        manifest = load_verified(version_dir)
         params = triton.parameters(self.config)
+        model_file, _ = locate(version_dir, params, "silero_vad.onnx")
         self.threshold = float(params.get("threshold", "0.5"))
         self.min_silence_s = float(params.get("min_silence_ms", "100")) / 1000
         self.min_speech_s = float(params.get("min_speech_ms", "250")) / 1000
@@ -41,7 +41,7 @@ class TritonPythonModel:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
-            str(version_dir / manifest["main_file"]), sess_options=options, providers=["CPUExecutionProvider"]
+            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
         )
 
     def execute(self, requests):
