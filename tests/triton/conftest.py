@@ -69,7 +69,9 @@ def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_cha
         engines = {}
         for pool, engine in required_engines(rendered, settings.gpu_pools):
             key = engine_key(pool, engine)
-            uri = platform.stores.bucket_name.apply(lambda b, k=key: f"s3://{b}/{ENGINE_STORE_ROOT}engines/{k}/artifact/")
+            uri = platform.stores.bucket_name.apply(
+                lambda b, k=key: f"s3://{b}/{ENGINE_STORE_ROOT}engines/{k}/artifact/"
+            )
             engines.setdefault(pool, {})[engine] = EngineRef(key=key, uri=uri)
         triton = build_triton(platform, engines=engines, overrides=overrides, build_root=build_root)
         program.component = triton
