@@ -1,0 +1,188 @@
+"""StoreCopy: engine artifacts placed into a repository version by server-side copy, against a real
+S3 API (moto's server on a loopback port), with artifacts published by the engine store's own code."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import boto3
+import dill
+import pytest
+from moto.server import ThreadedMotoServer
+
+from engines.store import S3Store
+from engines.store.base import BuildRecord
+from engines.store.s3 import S3Options
+from infra.triton.store_copy import StoreCopyError, StoreCopyProvider, check_inputs
+
+PLAN_KEY = "a" * 64
+LLM_KEY = "b" * 64
+DEST = "triton-repositories/0123456789abcdef0123/speech/asr_encoder/1/model.plan"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch):
+    # The provider builds its own client from the environment, as it does under `pulumi up`.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    name = f"models-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def _client():
+    return boto3.client("s3", region_name="us-east-1")
+
+
+def _keys(bucket: str, prefix: str = "") -> list[str]:
+    listing = _client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+def _body(bucket: str, key: str) -> bytes:
+    return _client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _publish(bucket: str, tmp_path: Path, key: str, files: dict[str, bytes], primary: str, builder: str) -> S3Store:
+    directory = tmp_path / key[:8]
+    for rel, data in files.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_bytes(data)
+    store = S3Store(bucket, "engine-store", S3Options(region="us-east-1"))
+    store.publish(BuildRecord(key, builder, primary, {}, {}, 1.0, "log\n"), directory)
+    return store
+
+
+def _props(bucket: str, source: str, kind: str, destination: str, **extra) -> dict:
+    return {"bucket": bucket, "source": source, "kind": kind, "destination": destination,
+            "region": "us-east-1", "delete_on_destroy": False, "provider_version": "1", **extra}  # fmt: skip
+
+
+def test_plan_is_copied_server_side_adopted_on_rerun_and_refresh_sees_deletion(bucket, tmp_path):
+    plan = os.urandom(9 * 1024 * 1024)  # above boto3's multipart threshold: exercises UploadPartCopy
+    store = _publish(bucket, tmp_path, PLAN_KEY, {"model.plan": plan, "build.log": b"ok\n"}, "model.plan", "tensorrt")
+    provider = StoreCopyProvider()
+    props = _props(bucket, store.artifact_uri(PLAN_KEY), "engine-file", DEST)
+    assert check_inputs(props) == []
+
+    created = provider.create(props)
+    assert _body(bucket, DEST) == plan
+    assert created.outs["objects"] == [{"key": DEST, "size": len(plan)}]
+    assert created.outs["copied"] == 1 and created.outs["source_identity"] == store.verify(PLAN_KEY).metadata.sha256
+    assert _keys(bucket, "triton-repositories/") == [DEST]  # only the primary file, not the build log
+
+    again = provider.create(props)
+    assert again.outs["copied"] == 0 and again.id == created.id  # already in place: adopted, nothing copied
+
+    assert provider.read(created.id, created.outs).id == created.id
+    _client().delete_object(Bucket=bucket, Key=DEST)
+    assert provider.read(created.id, created.outs).id is None  # refresh drops it; the next up copies again
+
+    provider.create(props)
+    provider.delete(created.id, created.outs)  # kept by default: an old ReplicaSet may still read it
+    assert _keys(bucket, "triton-repositories/") == [DEST]
+    provider.delete(created.id, {**created.outs, "delete_on_destroy": True})
+    assert _keys(bucket, "triton-repositories/") == []
+
+
+def test_llm_checkpoint_tree_is_copied_whole_under_the_version_directory(bucket, tmp_path):
+    files = {
+        "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+        "model-00001-of-00002.safetensors": os.urandom(1024),
+        "model-00002-of-00002.safetensors": os.urandom(2048),
+        "tokenizer/tokenizer.json": b"{}",
+    }
+    store = _publish(bucket, tmp_path, LLM_KEY, files, ".", "tensorrt_llm")
+    dest = "triton-repositories/0123456789abcdef0123/llm/llm_chat/1/checkpoint/"
+    created = StoreCopyProvider().create(_props(bucket, store.artifact_uri(LLM_KEY), "engine-tree", dest))
+    assert _keys(bucket, dest) == sorted(dest + rel for rel in files)
+    for rel, data in files.items():
+        assert _body(bucket, dest + rel) == data
+    assert created.outs["bytes"] == sum(len(d) for d in files.values())
+
+    with pytest.raises(StoreCopyError, match="directory artifact .* kind engine-tree"):
+        StoreCopyProvider().create(_props(bucket, store.artifact_uri(LLM_KEY), "engine-file", DEST))
+
+
+def test_store_object_is_copied_at_the_version_read(bucket):
+    _client().put_object(Bucket=bucket, Key="indexes/knowledge-base.faiss", Body=b"index-v1")
+    dest = "triton-repositories/0123456789abcdef0123/speech/retriever/1/knowledge-base.faiss"
+    props = _props(bucket, f"s3://{bucket}/indexes/knowledge-base.faiss", "object", dest)
+    created = StoreCopyProvider().create(props)
+    assert _body(bucket, dest) == b"index-v1"
+    version = _client().head_object(Bucket=bucket, Key="indexes/knowledge-base.faiss")["VersionId"]
+    assert created.outs["source_identity"] == version
+
+    missing = _props(bucket, f"s3://{bucket}/indexes/absent.faiss", "object", dest + ".x")
+    with pytest.raises(StoreCopyError, match="does not exist; upload it to the model store"):
+        StoreCopyProvider().create(missing)
+
+
+def test_missing_or_damaged_engines_fail_clearly_and_leave_nothing(bucket, tmp_path):
+    absent = f"s3://{bucket}/engine-store/engines/{'c' * 64}/artifact/"
+    with pytest.raises(StoreCopyError, match="no engine at .* build the engine first"):
+        StoreCopyProvider().create(_props(bucket, absent, "engine-file", DEST))
+
+    files = {"a.safetensors": b"a" * 100, "b.safetensors": b"b" * 100}
+    store = _publish(bucket, tmp_path, LLM_KEY, files, ".", "tensorrt_llm")
+    _client().delete_object(Bucket=bucket, Key=f"engine-store/engines/{LLM_KEY}/artifact/b.safetensors")
+    dest = "triton-repositories/v/llm/llm_chat/1/checkpoint/"
+    with pytest.raises(StoreCopyError, match="b.safetensors is missing, its metadata records 100 bytes"):
+        StoreCopyProvider().create(_props(bucket, store.artifact_uri(LLM_KEY), "engine-tree", dest))
+    assert _keys(bucket, dest) == []
+
+
+def test_a_copy_failing_midway_removes_what_it_copied(bucket, tmp_path):
+    files = {f"part-{i}.bin": bytes([i]) * 64 for i in range(3)}
+    store = _publish(bucket, tmp_path, LLM_KEY, files, ".", "tensorrt_llm")
+
+    class FlakyClient:
+        def __init__(self):
+            self.inner, self.copies = _client(), 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def copy(self, *args, **kwargs):
+            self.copies += 1
+            if self.copies == 2:
+                raise ConnectionError("connection reset during copy")
+            return self.inner.copy(*args, **kwargs)
+
+    dest = "triton-repositories/v/llm/llm_chat/1/checkpoint/"
+    with pytest.raises(ConnectionError):
+        StoreCopyProvider(client_factory=FlakyClient).create(
+            _props(bucket, store.artifact_uri(LLM_KEY), "engine-tree", dest)
+        )
+    assert _keys(bucket, dest) == []
+
+
+def test_inputs_are_checked_and_the_provider_pickles_without_clients():
+    problems = dict(check_inputs(_props("", "https://x/y", "mirror", "/abs/key")))
+    assert set(problems) == {"kind", "bucket", "source", "destination"}
+    tree = dict(check_inputs(_props("b", "s3://b/engine-store/engines/k/artifact/", "engine-tree", "no/slash")))
+    assert "prefix ending in '/'" in tree["destination"]
+    not_engine = dict(check_inputs(_props("b", "s3://b/some/file.bin", "engine-file", "x/model.plan")))
+    assert "pass the Engine's `uri` output" in not_engine["source"]
+    diff = StoreCopyProvider().diff(
+        "id", _props("b", "s3://b/x", "object", "d"), _props("b", "s3://b/y", "object", "d")
+    )
+    assert diff.replaces == ["source"]
+
+    blob = dill.dumps(StoreCopyProvider(), recurse=True)
+    assert b"boto" not in blob and b"testing" not in blob and len(blob) < 20_000
