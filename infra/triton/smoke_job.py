@@ -211,7 +211,10 @@ def check_model(client: Any, grpc: Any, model: str, timeout_s: float) -> str:
         reason = ""
         for entry in client.get_model_repository_index(as_json=True).get("models", []):
             if entry.get("name") == model:
-                reason = f" (state {entry.get('state', 'UNKNOWN')}: {entry.get('reason', 'no reason given')})"
+                state, why = entry.get("state"), entry.get("reason")
+                reason = (
+                    f" (state {state}: {why or 'no reason given'})" if state else " (in the repository, not loaded)"
+                )
         raise SmokeFailure(f"is not ready{reason or ' (the server does not list it)'}")
     config = _config_json(client, model)
     decoupled = bool((config.get("model_transaction_policy") or {}).get("decoupled"))

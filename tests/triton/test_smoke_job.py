@@ -1,0 +1,114 @@
+"""The smoke client against a real tritonserver (the nvidia-pytriton build), started with the serving
+flags the Deployment passes, on small Python-backend models that answer right, answer wrong, stream,
+or are not loaded."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.triton import smoke_job
+from infra.triton.deployment import triton_args
+from infra.triton.settings import PoolServing
+from model_repo.local_server import TritonServer, find_installation
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCRIPT = Path(smoke_job.__file__)
+AUDIO = (
+    'input [ { name: "AUDIO" data_type: TYPE_FP32 dims: [ -1 ] }, '
+    '{ name: "SAMPLE_RATE" data_type: TYPE_INT32 dims: [ 1 ] } ]'
+)
+CONFIGS = {
+    "vad_like": f"""backend: "python" max_batch_size: 0 {AUDIO}
+        output [ {{ name: "SPEECH_PROBS" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+        parameters {{ key: "behaviour" value: {{ string_value: "probs" }} }}""",
+    "wrong_vad": f"""backend: "python" max_batch_size: 0 {AUDIO}
+        output [ {{ name: "SPEECH_PROBS" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+        parameters {{ key: "behaviour" value: {{ string_value: "bad_probs" }} }}""",
+    "embed_like": """backend: "python" max_batch_size: 4 dynamic_batching { }
+        input [ { name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] } ]
+        output [ { name: "EMBEDDING" data_type: TYPE_FP32 dims: [ 8 ] } ]
+        parameters { key: "behaviour" value: { string_value: "embed" } }""",
+    "llm_like": """backend: "python" max_batch_size: 0 model_transaction_policy { decoupled: true }
+        input [ { name: "TEXT_INPUT" data_type: TYPE_STRING dims: [ 1 ] },
+                { name: "MAX_TOKENS" data_type: TYPE_INT32 dims: [ 1 ] optional: true } ]
+        output [ { name: "TEXT_OUTPUT" data_type: TYPE_STRING dims: [ 1 ] } ]
+        parameters { key: "behaviour" value: { string_value: "stream" } }""",
+    "never_loaded": f"""backend: "python" max_batch_size: 0 {AUDIO}
+        output [ {{ name: "SPEECH_PROBS" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+        parameters {{ key: "behaviour" value: {{ string_value: "probs" }} }}""",
+}
+SERVED = ["vad_like", "wrong_vad", "embed_like", "llm_like"]
+# Flags the local server sets itself (ports, repository, mode, readiness, drain) are left to it.
+_SET_BY_LOCAL_SERVER = ("--model-repository", "--model-control-mode", "--strict-readiness", "--exit-on-error",
+                        "--exit-timeout-secs", "--http-port", "--grpc-port", "--metrics-port", "--allow-metrics",
+                        "--allow-cpu-metrics")  # fmt: skip
+
+
+def serving_flags() -> list[str]:
+    serving = PoolServing(1, 1, 20, cpu="1", memory="1Gi", ephemeral_storage="1Gi")
+    args = triton_args("s3://bucket/triton-repositories/v/speech", serving)
+    return [a for a in args if isinstance(a, str)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("smoke-repository")
+    for name, config in CONFIGS.items():
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(config)
+        shutil.copy(FIXTURES / "smoke_model.py", repo / name / "1" / "model.py")
+    extra = [f for f in serving_flags() if not f.startswith(_SET_BY_LOCAL_SERVER)]
+    with TritonServer(repo, model_control_mode="explicit", load_models=SERVED, extra_args=extra) as running:
+        yield running
+
+
+def test_every_serving_flag_is_a_tritonserver_option():
+    install = find_installation()
+    env = {"LD_LIBRARY_PATH": str(install.library_dir)}
+    shown = subprocess.run([str(install.server_binary), "--help"], capture_output=True, text=True, env=env)
+    help_text = shown.stdout + shown.stderr
+    options = set(re.findall(r"^\s+(--[a-z0-9-]+)", help_text, re.MULTILINE))
+    assert "--model-repository" in options and len(options) > 40
+    used = {flag.split("=", 1)[0] for flag in serving_flags()} | {"--model-repository"}
+    assert used <= options, f"unknown tritonserver flags: {sorted(used - options)}"
+
+
+def test_smoke_passes_on_models_that_answer_right(server, capsys):
+    grpc = server.endpoints.grpc
+    assert smoke_job.main(["--check", f"{grpc}=vad_like,embed_like,llm_like", "--wait", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "3/3 models passed" in out
+    assert re.search(r"ok\s+\S+ llm_like .*stream: TEXT_OUTPUT x3", out)
+    assert re.search(r"ok\s+\S+ embed_like .*EMBEDDING\[1, 8\]", out)
+
+
+def test_smoke_fails_with_a_clear_message_on_a_wrong_answer_and_a_model_not_ready(server, capsys):
+    grpc = server.endpoints.grpc
+    assert smoke_job.main(["--check", f"{grpc}=vad_like,wrong_vad,never_loaded", "--wait", "30"]) == 1
+    captured = capsys.readouterr()
+    assert "1/3 models passed" in captured.out
+    wrong = r"model wrong_vad at \S+: output SPEECH_PROBS ranges \[2\.\d+, \d+\.\d+\], probabilities need \[0, 1\]"
+    assert re.search(wrong, captured.err)
+    assert re.search(r"model never_loaded at \S+: is not ready \(in the repository, not loaded\)", captured.err)
+
+
+def test_smoke_cli_runs_standalone_and_checks_every_listed_model(server, tmp_path):
+    # As in the Job: the script alone (no repository on the path), every model the server lists.
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check", server.endpoints.grpc, "--wait", "30"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "3/5 models passed" in result.stdout
+    assert "wrong_vad" in result.stderr and "never_loaded" in result.stderr
+
+
+def test_smoke_reports_an_unreachable_server(capsys):
+    assert smoke_job.main(["--check", "127.0.0.1:9=vad", "--wait", "1"]) == 1
+    assert "server at 127.0.0.1:9 not ready after 1s" in capsys.readouterr().err
