@@ -68,6 +68,12 @@ def check_pools(settings: Settings, specs: Sequence[catalog.ModelSpec]) -> None:
                 catalog.check_precision_for_gpu(spec, pool.gpu_sku)
             except catalog.CatalogError as exc:
                 problems.append(f"gpuPools[{pool.name}]: {exc}")
+    for pool in settings.gpu_pools:
+        if not any(s.pool == pool.role for s in specs):
+            problems.append(
+                f"GPU pool {pool.name!r} (role {pool.role}) serves no enabled model; enable a {pool.role} model "
+                "in the stack's `models` config or remove the pool"
+            )
     roles = {p.role for p in settings.gpu_pools}
     orphans = sorted({s.name for s in specs if s.pool not in roles})
     if orphans:
@@ -205,6 +211,16 @@ class TritonPlatform(pulumi.ComponentResource):
         self.rendered: RenderedRepository = render_gpu_repository(
             specs, llm_variants=triton.llm_variants, build_root=args.build_root
         )
+        repository_args = ModelRepositoryArgs(
+            rendered=self.rendered,
+            gpu_pools=settings.gpu_pools,
+            bucket=args.bucket,
+            engines=args.engines,
+            region=settings.region,
+        )
+        # Every engine and packaged file must be placeable before anything is declared (no image
+        # build, no upload for a repository that could never be complete).
+        ModelRepository.check(repository_args)
         child = pulumi.ResourceOptions(parent=self)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
 
@@ -219,17 +235,7 @@ class TritonPlatform(pulumi.ComponentResource):
             )
 
         # 2. the published repository
-        self.repository = ModelRepository(
-            f"{name}-repository",
-            ModelRepositoryArgs(
-                rendered=self.rendered,
-                gpu_pools=settings.gpu_pools,
-                bucket=args.bucket,
-                engines=args.engines,
-                region=settings.region,
-            ),
-            opts=child,
-        )
+        self.repository = ModelRepository(f"{name}-repository", repository_args, opts=child)
 
         # 3. namespace, identity, network policies
         ns = deployment.namespace_manifest(triton)

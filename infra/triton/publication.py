@@ -257,6 +257,11 @@ class ModelRepository(pulumi.ComponentResource):
     # --- artifacts -------------------------------------------------------------------------------
 
     @staticmethod
+    def check(args: ModelRepositoryArgs) -> None:
+        """Raise PublicationError if any artifact cannot be placed (call before declaring anything)."""
+        ModelRepository._artifact_plan(args)
+
+    @staticmethod
     def _artifact_plan(args: ModelRepositoryArgs) -> tuple[dict[str, list[dict[str, Any]]], list[Any]]:
         """Per pool, what to place where; plus the identities that enter the version digest."""
         rendered = args.rendered

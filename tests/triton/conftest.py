@@ -58,7 +58,7 @@ def engine_key(pool: str, engine: str) -> str:
     return hashlib.sha256(f"{pool}/{engine}".encode()).hexdigest()
 
 
-def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_changes=None):
+def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_changes=None, drop_engines=()):
     config = read_stack_config(stack)
     config.update(config_changes or {})
 
@@ -68,6 +68,8 @@ def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_cha
         rendered = render_gpu_repository(gpu_specs(settings), build_root=build_root)
         engines = {}
         for pool, engine in required_engines(rendered, settings.gpu_pools):
+            if (pool, engine) in drop_engines:
+                continue
             key = engine_key(pool, engine)
             uri = platform.stores.bucket_name.apply(
                 lambda b, k=key: f"s3://{b}/{ENGINE_STORE_ROOT}engines/{k}/artifact/"
