@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 
 from infra import versions
+from infra.monitoring.monitors import TRITON_METRICS_ARGS
 from infra.scheduling import GPU_TOLERATION, gpu_pool_selector
 from infra.settings import GpuPool
 from infra.triton import probes
@@ -118,9 +119,8 @@ def triton_args(
             "--allow-metrics=true",
             "--allow-gpu-metrics=true",
             "--allow-cpu-metrics=true",
-            # The monitoring rules read p50/p99 from summaries and time-to-first-response from histograms.
-            "--metrics-config=summary_latencies=true",
-            "--metrics-config=histogram_latencies=true",
+            # What the monitoring rules and dashboards read (latency summaries, first-response histograms).
+            *TRITON_METRICS_ARGS,
         ]
     return args
 
@@ -208,7 +208,7 @@ def deployment_manifest(
             {"name": "AWS_DEFAULT_REGION", "value": region},
             {"name": "AWS_REGION", "value": region},
             # Read-only root filesystem: every cache goes to the scratch volume.
-            {"name": "HOME", "value": f"{SCRATCH_MOUNT}/home"},
+            {"name": "HOME", "value": SCRATCH_MOUNT},
             {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH_MOUNT}/cache"},
             {"name": "TMPDIR", "value": SCRATCH_MOUNT},
             # Weights come from the published repository only, never from a model hub at run time.

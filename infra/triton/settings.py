@@ -134,8 +134,9 @@ class TritonSettings:
     llm_variants: Literal["separate", "lora"] = "separate"
     smoke: bool = True
     pre_stop_sleep_s: int = 10
-    # Prometheus' in-cluster URL for prometheus-adapter (kube-prometheus-stack's Service).
-    prometheus_url: str = "http://kps-prometheus.monitoring.svc:9090"
+    # Prometheus' in-cluster URL for prometheus-adapter; None: kube-prometheus-stack's Service in
+    # ``monitoring_namespace`` (names pinned by infra.monitoring.chart_values).
+    prometheus_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pools", MappingProxyType(dict(self.pools)))
@@ -172,6 +173,11 @@ class TritonSettings:
             raise _fail("llmVariants", self.llm_variants, "use 'separate' or 'lora'")
         if not isinstance(self.pre_stop_sleep_s, int) or not 0 <= self.pre_stop_sleep_s <= 60:
             raise _fail("preStopSleepS", self.pre_stop_sleep_s, "use 0..60 seconds")
+        if self.prometheus_url is None:
+            from infra.monitoring.chart_values import PROMETHEUS_PORT, PROMETHEUS_SERVICE
+
+            url = f"http://{PROMETHEUS_SERVICE}.{self.monitoring_namespace}.svc:{PROMETHEUS_PORT}"
+            object.__setattr__(self, "prometheus_url", url)
         if not self.prometheus_url.startswith(("http://", "https://")):
             raise _fail("prometheusUrl", self.prometheus_url, "use an http(s) URL of Prometheus")
 

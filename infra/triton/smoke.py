@@ -84,8 +84,9 @@ def smoke_job_manifest(
                             "command": smoke_command(targets),
                             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
                             "resources": {
-                                "requests": {"cpu": "250m", "memory": "512Mi"},
-                                "limits": {"cpu": "1", "memory": "1Gi"},
+                                # Small: it shares a GPU node with Triton pods sized to the node.
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"cpu": "1", "memory": "512Mi"},
                             },
                             "securityContext": container_security_context(),
                             "terminationMessagePolicy": "FallbackToLogsOnError",
