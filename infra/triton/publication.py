@@ -158,6 +158,27 @@ def required_engines(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool])
     return needed
 
 
+def cross_pool_calls(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[str]:
+    """Models that call (``*_model`` parameters, BLS) a model their pool's repository does not hold.
+
+    BLS reaches only models of the same server, so such a call fails at request time unless the
+    caller reaches the other pool over gRPC (the pods get every pool's endpoint in
+    ``TRITON_GRPC_ENDPOINTS``). The program logs each one as a warning; the smoke Job then shows
+    whether the caller handles it.
+    """
+    found = []
+    for pool in gpu_pools:
+        names = {m.name for m in rendered.models_for(pool)}
+        for model in rendered.models_for(pool):
+            for key, value in model.config.parameters.items():
+                target = value.string_value
+                if key.endswith("_model") and target not in names:
+                    found.append(
+                        f"pool {pool.name}: {model.name} calls {target} ({key}), which pool {pool.name} does not serve"
+                    )
+    return found
+
+
 def served_models(rendered: RenderedRepository, pool: GpuPool) -> list[str]:
     """Public models a pool serves (what clients call), in render order."""
     return [m.name for m in rendered.models_for(pool) if m.spec is not None]
@@ -232,6 +253,10 @@ class ModelRepository(pulumi.ComponentResource):
                     "model in the stack's models config or remove the pool"
                 )
             self.served[pool.name] = served_models(rendered, pool)
+        for problem in cross_pool_calls(rendered, args.gpu_pools):
+            pulumi.log.warn(f"{problem}; BLS cannot reach another pool's server", resource=self)
+        for pool in args.gpu_pools:
+            models = rendered.models_for(pool)
             for model in models:
                 for path in rendered.files_of(model.name):
                     rel = path.relative_to(rendered.root).as_posix()

@@ -318,3 +318,12 @@ def test_every_triton_kubernetes_object_is_schema_valid(triton_run):
             kubernetes_validate.validate(manifest, SCHEMA_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{manifest['kind']} {manifest['metadata'].get('name')}: {exc.message} at {list(exc.path)}")
+
+
+def test_calls_across_pools_are_reported(triton_run):
+    from infra.triton.publication import cross_pool_calls
+
+    settings = load_stack_settings(triton_run.stack)
+    problems = cross_pool_calls(triton_run.component.rendered, settings.gpu_pools)
+    # The voice pipeline (speech pool) calls the LLM, which the llm pool serves: BLS cannot reach it.
+    assert problems == ["pool speech: voice_pipeline calls llm_chat (llm_model), which pool speech does not serve"]
