@@ -230,7 +230,13 @@ class TritonPlatform(pulumi.ComponentResource):
             flavour = flavour_of_role(role)
             self.images[flavour] = TritonImage(
                 f"{name}-image-{flavour}",
-                TritonImageArgs(args.repository_url, args.registry_id, flavour, args.context_root),
+                TritonImageArgs(
+                    args.repository_url,
+                    args.registry_id,
+                    flavour,
+                    context_root=args.context_root,
+                    staging_root=Path(args.build_root).parent / "triton-image-context",
+                ),
                 opts=child,
             )
 

@@ -8,6 +8,11 @@ context always pushes the same tag (a no-op) and any change pushes a new one, ne
 Pods use ``repo@sha256:...`` (the digest the registry returned), so what runs is exactly what was
 pushed even if a tag were ever moved.
 
+The build context is staged: exactly the files the image copies (``CONTEXT_PATHS``) are copied into
+``build/triton-image-context/<digest>/`` and that directory is the context. pulumi-docker hashes the
+whole context on every preview and reads only a ``.dockerignore`` at the context root, so pointing it
+at the repository root would make it walk the virtualenv and every build output.
+
 The registry credentials come from ``aws.ecr.get_authorization_token_output`` (a 12-hour token for
 the caller's identity), marked secret so they never appear in state or logs in plain text.
 """
@@ -15,7 +20,10 @@ the caller's identity), marked secret so they never appear in state or logs in p
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +36,8 @@ from infra import versions
 from infra.settings import REPO_ROOT
 
 DOCKERFILE = Path("docker/triton/Dockerfile")
-DOCKERIGNORE = Path("docker/triton/Dockerfile.dockerignore")
-# What the build context admits (Dockerfile.dockerignore says the same; a test checks both agree).
+DEFAULT_CONTEXT_ROOT = REPO_ROOT / "build" / "triton-image-context"
+# What the build context holds (a test checks every COPY source of the Dockerfile is among them).
 CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "model_repo", "infra/triton/smoke_job.py")
 _EXCLUDED_PARTS = {"__pycache__", "tests"}
 PLATFORM = "linux/amd64"  # every GPU instance family the platform supports is x86_64
@@ -63,7 +71,7 @@ def context_files(root: Path = REPO_ROOT) -> list[Path]:
                 if p.is_file()
                 and not _EXCLUDED_PARTS & set(p.relative_to(root).parts)
                 and p.suffix != ".pyc"
-                and (entry != "docker/triton" or p.name.startswith("requirements-") or p.name.startswith("Dockerfile"))
+                and (entry != "docker/triton" or p.name.startswith("requirements-") or p.name == "Dockerfile")
             )
         else:
             raise ImageError(f"build context path {entry} is missing under {root}; the image cannot be built")
@@ -77,6 +85,29 @@ def context_digest(root: Path = REPO_ROOT, files: Iterable[Path] | None = None) 
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def stage_context(root: Path = REPO_ROOT, staging_root: Path = DEFAULT_CONTEXT_ROOT) -> tuple[Path, str]:
+    """Copy the context files into ``staging_root/<digest>`` (reused when present); return it and the digest."""
+    files = context_files(root)
+    digest = context_digest(root, files)
+    final = Path(staging_root) / digest[:16]
+    if final.is_dir() and context_digest(final, context_files(final)) == digest:
+        return final, digest
+    staging_root = Path(staging_root)
+    staging_root.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_root))
+    try:
+        for path in files:
+            target = temporary / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete earlier copy
+        os.rename(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final, digest
 
 
 def image_tag(flavour: str, digest: str) -> str:
@@ -104,7 +135,8 @@ class TritonImageArgs:
     repository_url: pulumi.Input[str]  # the ECR repository (Stores.repository_url)
     registry_id: pulumi.Input[str]  # its registry (account) id, for the authorization token
     flavour: str  # "llm" | "speech"
-    context_root: Path = REPO_ROOT
+    context_root: Path = REPO_ROOT  # where the context files are read from
+    staging_root: Path = DEFAULT_CONTEXT_ROOT  # where the staged context is written
 
 
 class TritonImage(pulumi.ComponentResource):
@@ -117,11 +149,10 @@ class TritonImage(pulumi.ComponentResource):
         super().__init__("platform:triton:TritonImage", name, None, opts)
         if args.flavour not in BASE_IMAGES:
             raise ImageError(f"image flavour {args.flavour!r}: use one of {sorted(BASE_IMAGES)}")
-        root = Path(args.context_root)
-        dockerfile = root / DOCKERFILE
-        if not dockerfile.is_file():
-            raise ImageError(f"{dockerfile} does not exist; the Triton image needs docker/triton/Dockerfile")
-        self.tag = image_tag(args.flavour, context_digest(root))
+        if not (Path(args.context_root) / DOCKERFILE).is_file():
+            raise ImageError(f"{Path(args.context_root) / DOCKERFILE} does not exist; the Triton image needs it")
+        context, digest = stage_context(Path(args.context_root), Path(args.staging_root))
+        self.tag = image_tag(args.flavour, digest)
 
         token = aws.ecr.get_authorization_token_output(
             registry_id=args.registry_id, opts=pulumi.InvokeOptions(parent=self)
@@ -130,8 +161,8 @@ class TritonImage(pulumi.ComponentResource):
             f"{name}-image",
             image_name=pulumi.Output.concat(args.repository_url, ":", self.tag),
             build=docker.DockerBuildArgs(
-                context=str(root),
-                dockerfile=str(dockerfile),
+                context=str(context),
+                dockerfile=str(context / DOCKERFILE),
                 platform=PLATFORM,
                 builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                 args={"BASE_IMAGE": BASE_IMAGES[args.flavour], "FLAVOUR": args.flavour},

@@ -52,19 +52,20 @@ def test_dockerfile_defaults_and_flavours_follow_the_pinned_versions():
     assert not re.search(r"\.plan|engines/|checkpoint", text), "engines are never baked into the image"
 
 
-def test_dockerignore_admits_exactly_the_hashed_context():
-    lines = [
-        line for line in (DOCKER_DIR / "Dockerfile.dockerignore").read_text().splitlines() if line and line[0] != "#"
-    ]
-    assert lines[0] == "*", "exclude everything, then admit"
-    admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert admitted == {"docker/triton/requirements-*.txt", "model_repo", "infra/triton/smoke_job.py"}
-    files = {p.relative_to(REPO_ROOT).as_posix() for p in image.context_files()}
+def test_staged_context_holds_every_copy_source_and_nothing_else(tmp_path):
+    context, digest = image.stage_context(REPO_ROOT, tmp_path)
+    files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    assert files == {p.relative_to(REPO_ROOT).as_posix() for p in image.context_files()}
     assert "infra/triton/smoke_job.py" in files and "model_repo/python_models/gpu/asr/model.py" in files
-    assert {f for f in files if f.startswith("docker/")} >= {
-        f"docker/triton/requirements-{f}.txt" for f in ("llm", "speech")
-    }
     assert not any("__pycache__" in f or f.endswith(".pyc") or "/tests/" in f for f in files)
+    assert not any(f.startswith((".venv", "build/", "tests/")) for f in files)
+    text = (DOCKER_DIR / "Dockerfile").read_text()
+    for flavour in image.BASE_IMAGES:
+        for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
+            for source in line.split()[:-1]:
+                path = source.replace("${FLAVOUR}", flavour).rstrip("/")
+                assert (context / path).exists(), f"COPY {source} ({flavour}) is not in the staged context"
+    assert image.stage_context(REPO_ROOT, tmp_path) == (context, digest)  # reused, not copied again
 
 
 def test_tag_is_a_content_digest(tmp_path):
