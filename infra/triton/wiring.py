@@ -18,7 +18,52 @@ import pulumi
 
 from infra.triton.component import TritonPlatform, TritonPlatformArgs
 from infra.triton.publication import DEFAULT_BUILD_ROOT, EngineLike, engines_by_pool
-from infra.triton.settings import TritonSettings
+from infra.triton.settings import PoolServing, TritonSettings, TritonSettingsError
+
+CONFIG_KEY = "triton-platform:triton"
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def triton_overrides(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stack config's ``triton`` object (camelCase keys) -> ``TritonSettings.defaults`` overrides.
+
+    Unknown keys fail naming the config key and the allowed ones (a typo must not fall back to a default).
+    """
+    import dataclasses
+
+    top = {f.name for f in dataclasses.fields(TritonSettings)} - {"pools"}
+    per_pool = {f.name for f in dataclasses.fields(PoolServing)}
+    overrides: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        name = _snake(key)
+        if key == "pools":
+            if not isinstance(value, Mapping):
+                raise TritonSettingsError(f"{CONFIG_KEY}.pools = {value!r}: map pool names to their settings")
+            pools = {}
+            for pool, fields in value.items():
+                if not isinstance(fields, Mapping):
+                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool} = {fields!r}: expected an object")
+                converted = {_snake(k): v for k, v in fields.items()}
+                unknown = sorted(k for k, n in zip(fields, converted, strict=True) if n not in per_pool)
+                if unknown:
+                    allowed = sorted(_camel(n) for n in per_pool)
+                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool}: unknown keys {unknown}; allowed {allowed}")
+                pools[pool] = converted
+            overrides["pools"] = pools
+        elif name in top:
+            overrides[name] = tuple(value) if isinstance(value, list) else value
+        else:
+            allowed = sorted(["pools", *(_camel(n) for n in top)])
+            raise TritonSettingsError(f"{CONFIG_KEY}.{key}: unknown key; allowed {allowed}")
+    return overrides
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def triton_settings(settings: Any, overrides: Mapping[str, Any] | None = None) -> TritonSettings:

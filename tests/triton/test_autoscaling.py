@@ -119,3 +119,24 @@ def test_settings_defaults_per_stack_and_clear_errors():
         TritonSettings(pools={"llm": PoolServing(1, 1, 10, cpu="1", memory="1Gi", ephemeral_storage="1Gi")}).pool(
             "other"
         )
+
+
+def test_stack_config_object_maps_onto_triton_settings():
+    from infra.triton.wiring import triton_overrides
+
+    raw = {
+        "internalNlb": True,
+        "nlbSourceCidrs": ["10.0.0.0/8"],
+        "pools": {"speech": {"maxReplicas": 12, "targetQueueMs": 15}},
+    }
+    overrides = triton_overrides(raw)
+    assert overrides == {"internal_nlb": True, "nlb_source_cidrs": ("10.0.0.0/8",),
+                         "pools": {"speech": {"max_replicas": 12, "target_queue_ms": 15}}}  # fmt: skip
+    settings = triton_settings(load_stack_settings("prod"), overrides)
+    assert settings.pool("speech").max_replicas == 12 and settings.internal_nlb
+    with pytest.raises(
+        TritonSettingsError, match=r"triton-platform:triton\.internalNLB: unknown key; allowed \[.*'internalNlb'"
+    ):
+        triton_overrides({"internalNLB": True})
+    with pytest.raises(TritonSettingsError, match=r"pools\.speech: unknown keys \['maxReplica'\]"):
+        triton_overrides({"pools": {"speech": {"maxReplica": 3}}})
