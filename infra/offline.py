@@ -288,6 +288,26 @@ def _ecr_repository(mocks, args):
     }
 
 
+def _docker_image(mocks, args):
+    name = args.inputs["imageName"]
+    # pulumi-docker reports repoDigest as repo:tag@sha256:... (the digest of the pushed manifest).
+    return f"{name}-id", {"repoDigest": f"{name}@sha256:{_digest('image', name, length=64)}", "baseImageName": name}
+
+
+def _engine(mocks, args):
+    """What the Engine provider's create returns, for an artifact that is already in the store."""
+    key, store = args.inputs["key"], args.inputs.get("store") or "s3://model-store/"
+    uri = f"{store.rstrip('/')}/engines/{key}/artifact/"
+    return key, {
+        "uri": uri,
+        "primary_uri": uri,
+        "sha256": _digest("artifact", key, length=64),
+        "size_bytes": 1,
+        "cache_hit": True,
+        "build_seconds": 0.0,
+    }
+
+
 def _s3_bucket(mocks, args):
     bucket = args.inputs.get("bucket") or autoname(args.name, args.typ).lower()
     return bucket, {
@@ -348,6 +368,8 @@ _RESOURCES: dict[str, ResourceHandler] = {
     "aws:eks/addon:Addon": _eks_addon,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:s3/bucket:Bucket": _s3_bucket,
+    "docker:index/image:Image": _docker_image,
+    "pulumi-python:dynamic/engines:Engine": _engine,
     "kubernetes:helm.sh/v3:Release": _helm_release,
     "pulumi:providers:kubernetes": _provider,
     "pulumi:providers:aws": _provider,
@@ -445,7 +467,20 @@ def render_policy_document(args: Mapping[str, Any]) -> dict[str, Any]:
     return {"json": text, "minifiedJson": json.dumps(document, separators=(",", ":")), "id": _digest(text, length=10)}
 
 
+def _ecr_token(mocks, args):
+    return {
+        "authorizationToken": "QVdTOm9mZmxpbmUtdG9rZW4=",
+        "userName": "AWS",
+        "password": "offline-ecr-password",
+        "proxyEndpoint": f"https://{ACCOUNT_ID}.dkr.ecr.{mocks.region}.amazonaws.com",
+        "expiresAt": "2030-01-01T00:00:00Z",
+        "registryId": args.get("registryId") or ACCOUNT_ID,
+        "id": "token",
+    }
+
+
 _CALLS: dict[str, CallHandler] = {
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:iam/getSessionContext:getSessionContext": _session_context,
     "aws:index/getPartition:getPartition": _partition,

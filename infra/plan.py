@@ -283,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append", help="stack to plan (repeatable; default: every stack)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "--sources-lock",
+        metavar="PATH",
+        help="plan against this engine source lock instead of the stack's engines.sourcesLock (e.g. the "
+        "synthetic tests/fixtures/sources.lock.synthetic.json before real sources are pinned)",
+    )
     args = parser.parse_args(argv)
 
     status = 0
@@ -290,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stack in args.stack or known_stacks():
         try:
             config = read_stack_config(stack)
+            if args.sources_lock:
+                engines = dict(config.get("triton-platform:engines") or {})
+                config["triton-platform:engines"] = {**engines, "sourcesLock": args.sources_lock}
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             status = 1

@@ -7,21 +7,31 @@ stack outputs. Later parts take the ``Platform`` and add their components in ``b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic.alias_generators import to_snake
 
+from engines.build_access import EngineBuildAccess, EngineBuildAccessArgs
+from engines.catalog_engines import plan_engines
+from engines.declare import declare_engines
+from engines.source_lock import load_lock
+from infra import gpu_software
 from infra.addons import ClusterAddons, ClusterAddonsArgs
 from infra.aws_context import AwsContext, lookup_aws_context
 from infra.cluster import Cluster, ClusterArgs
 from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
+from infra.monitoring import LatencySlos, Monitoring, MonitoringArgs
+from infra.monitoring import MonitoringSettings as MonitoringComponentSettings
 from infra.network import Network, NetworkArgs
 from infra.node_groups import NodeGroups, NodeGroupsArgs
-from infra.settings import Settings, settings_from_pulumi_config
+from infra.settings import REPO_ROOT, Settings, settings_from_pulumi_config
 from infra.stores import Stores, StoresArgs
+from infra.triton.wiring import build_triton, triton_settings
+from model_repo import catalog
 
 # Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
 # check it before reading the others; bump the major for a rename or removal, the minor for an addition.
@@ -146,10 +156,88 @@ def stack_outputs(platform: Platform) -> dict[str, Any]:
     }
 
 
+def _triton_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack's ``triton`` object (camelCase keys) as TritonSettings field names; pool names stay as they are."""
+    overrides = {to_snake(key): value for key, value in config.items()}
+    if isinstance(overrides.get("pools"), Mapping):
+        overrides["pools"] = {
+            pool: {to_snake(key): value for key, value in fields.items()}
+            for pool, fields in overrides["pools"].items()
+        }
+    return overrides
+
+
+def _latency_slos(models: Sequence[Any]) -> LatencySlos:
+    """Alert thresholds per role: the tightest p99 SLO the catalog gives a model of that role."""
+
+    def tightest(role: str) -> float:
+        return min(m.latency_slo_p99_ms for m in models if m.role == role) / 1000
+
+    return LatencySlos(
+        asr_p99_seconds=tightest("asr"), tts_p99_seconds=tightest("tts"), llm_p99_seconds=tightest("llm")
+    )
+
+
 def build(settings: Settings) -> dict[str, Any]:
-    """Declare the stack described by ``settings``; return its outputs."""
+    """Declare the stack described by ``settings``; return its outputs.
+
+    Everything that can reject the stack's config (model selection, engine plan against the source
+    lock and the pools' GPUs, Triton serving settings) is checked before the first resource."""
+    models = catalog.select(settings.models)
+    lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
+    plan_engines(models, settings.gpu_pools, lock, settings.llm_variants)
+    triton_overrides = _triton_overrides(settings.triton)
+    serving = triton_settings(settings, triton_overrides)
+
     platform = build_platform(settings)
-    return stack_outputs(platform)
+    build_access = EngineBuildAccess(
+        f"{platform.name}-engine-builds",
+        EngineBuildAccessArgs(
+            cluster_name=platform.cluster.name,
+            bucket_arn=platform.stores.bucket.arn,
+            kms_key_arn=platform.stores.key.arn,
+            region=settings.region,
+            k8s_provider=platform.k8s_provider,
+            tags=platform.tags,
+        ),
+    )
+    engines = declare_engines(
+        models,
+        settings.gpu_pools,
+        store_uri=platform.stores.bucket_name.apply(lambda bucket: f"s3://{bucket}/"),
+        kubeconfig=platform.cluster.kubeconfig,
+        runner_settings={**build_access.runner_settings(), "timeout_seconds": settings.engines.build_timeout_seconds},
+        lock=lock,
+        llm_variants=settings.llm_variants,
+        delete_artifacts=settings.engines.delete_artifacts,
+        opts=pulumi.ResourceOptions(
+            depends_on=[build_access, platform.gpu_software, *platform.node_groups.gpu.values()]
+        ),
+    )
+    monitoring = Monitoring(
+        platform.name,
+        MonitoringArgs(
+            k8s_provider=platform.k8s_provider,
+            settings=MonitoringComponentSettings(**settings.monitoring.model_dump()),
+            namespace=serving.monitoring_namespace,
+            triton_namespace=serving.namespace,
+            dcgm_namespace=gpu_software.NAMESPACE,
+            model_roles={m.name: m.role for m in models},
+            slos=_latency_slos(models),
+            after=[platform.addons, platform.node_groups.system],
+        ),
+    )
+    triton = build_triton(platform, engines=engines, overrides=triton_overrides, after=[monitoring])
+    return {
+        **stack_outputs(platform),
+        **triton.outputs,
+        "engineKeys": {f"{engine}@{pool}": d.resource.key for (engine, pool), d in engines.items()},
+        "grafanaUrl": monitoring.grafana_url,
+        "prometheusUrl": monitoring.prometheus_url,
+        "alertmanagerUrl": monitoring.alertmanager_url,
+        "grafanaExternalUrl": monitoring.grafana_external_url,
+        "grafanaAdminSecret": monitoring.grafana_admin_secret,
+    }
 
 
 def engine_config() -> dict[str, Any]:

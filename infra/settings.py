@@ -230,6 +230,25 @@ class MonitoringSettings(_Model):
     expose_grafana: bool = False
 
 
+class EngineSettings(_Model):
+    """How engines are built and kept (engines/README.md)."""
+
+    # Catalog source URI -> pinned bytes (store path + sha256); relative to the repository root.
+    sources_lock: str = "engines/sources.lock.json"
+    build_timeout_seconds: int = Field(default=3600, ge=300, le=6 * 3600)
+    # Keep artifacts when an Engine is deleted or replaced: a rollback finds them in the store.
+    delete_artifacts: bool = False
+
+    @field_validator("sources_lock")
+    @classmethod
+    def _lock_exists(cls, path: str) -> str:
+        if not (REPO_ROOT / path).is_file():
+            raise ValueError(
+                f"no such file under {REPO_ROOT}; pin sources with `python -m engines.source_lock record ...`"
+            )
+        return path
+
+
 class Settings(_Model):
     """A whole stack: which environment, where, what cluster, which GPU pools and models."""
 
@@ -241,7 +260,12 @@ class Settings(_Model):
     gpu_pools: list[GpuPool] = Field(min_length=1)
     device_plugin: DevicePluginSettings = DevicePluginSettings()
     models: dict[str, ModelSelection] = Field(default_factory=dict)
+    # The two LLM variants: "separate" deployments, or "lora" adapters on one base model.
+    llm_variants: Literal["separate", "lora"] = "separate"
+    engines: EngineSettings = Field(default_factory=EngineSettings)
     monitoring: MonitoringSettings = MonitoringSettings()
+    # Triton serving overrides per stack (infra/triton/settings.py: TritonSettings fields, camelCase).
+    triton: dict[str, Any] = Field(default_factory=dict)
     # protect: stateful resources (bucket, ECR, KMS key) refuse deletion by `pulumi destroy`.
     protect: bool = False
     tags: dict[str, str] = Field(default_factory=dict)

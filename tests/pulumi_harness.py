@@ -88,9 +88,17 @@ def apply_overrides(
     return result
 
 
+# Engine sources (model checkpoints, exported ONNX) cannot be fetched and pinned here; tests run the
+# program against a lock of synthetic digests, clearly labelled as such in the file itself.
+SYNTHETIC_SOURCES_LOCK = "tests/fixtures/sources.lock.synthetic.json"
+
+
 def stack_config(stack: str) -> dict[str, Any]:
-    """The ``config:`` map of ``Pulumi.<stack>.yaml`` (plain YAML values)."""
-    return read_stack_config(stack)
+    """The ``config:`` map of ``Pulumi.<stack>.yaml`` (plain YAML values), with the synthetic source lock."""
+    config = read_stack_config(stack)
+    engines = dict(config.get("triton-platform:engines") or {})
+    config["triton-platform:engines"] = {**engines, "sourcesLock": SYNTHETIC_SOURCES_LOCK}
+    return config
 
 
 def run_stack(
