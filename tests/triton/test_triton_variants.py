@@ -67,3 +67,50 @@ def test_a_pool_without_models_fails_before_any_triton_resource(triton_build_roo
     assert isinstance(run.error, TritonConfigError)
     assert "GPU pool 'llm' (role llm) serves no enabled model" in str(run.error)
     assert _triton_registrations(run) == []
+
+
+def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
+    """The real engines.declare_engines output ((engine, pool) -> DeclaredEngine) wires straight into
+    build_triton: every plan and checkpoint is copied from its Engine's uri."""
+    import hashlib
+
+    from engines.declare import declare_engines
+    from engines.source_lock import SourceLock
+    from engines.spec import SourceRef
+    from infra.offline import run_program
+    from infra.program import build_platform, settings_from_engine, stack_outputs
+    from infra.settings import read_stack_config
+    from infra.triton.component import gpu_specs
+    from infra.triton.wiring import build_triton
+    from tests.triton.conftest import triton_mocks
+
+    def pin(uri: str) -> SourceRef:  # what `python -m engines.source_lock record` writes, for this test's stack
+        return SourceRef(f"store://pinned/{uri.split('://', 1)[1]}", hashlib.sha256(uri.encode()).hexdigest(), "locked")
+
+    declared_engines = {}
+
+    def program():
+        settings = settings_from_engine()
+        platform = build_platform(settings)
+        specs = gpu_specs(settings)
+        sources = {s.source.uri for s in specs if s.role == "llm"} | {e.source.uri for s in specs for e in s.engines}
+        sources.add("store://calibration/llm-fp8-calibration.txt")
+        store = platform.stores.bucket_name.apply(lambda b: f"s3://{b}/engine-store")
+        declared = declare_engines(specs, settings.gpu_pools, store, lock=SourceLock({u: pin(u) for u in sources}))
+        declared_engines.update(declared)
+        triton = build_triton(platform, engines=declared, build_root=tmp_path / "repository")
+        return {**stack_outputs(platform), **triton.outputs}
+
+    config = read_stack_config("dev")
+    run = run_program(config, stack="dev", program=program, mocks=triton_mocks(config["aws:region"]))
+    run.raise_error()
+    engines = {r.name: r for r in run.registrations if r.type == "pulumi-python:dynamic/engines:Engine"}
+    copies = run.of_type("pulumi-python:dynamic/triton:StoreCopy")
+    by_engine = {c.inputs["destination"].split("/")[3]: c.inputs for c in copies if c.inputs["kind"] != "object"}
+    assert sorted(by_engine) == sorted(engine for engine, _pool in declared_engines)
+    for (engine, pool), item in declared_engines.items():
+        registration = engines[f"engine-{item.plan.resource_name}"]
+        assert by_engine[engine]["source"] == registration.outputs["uri"] and registration.outputs["uri"].endswith(
+            f"engines/{registration.inputs['key']}/artifact/"
+        )
+        assert f"/{pool}/{engine}/1/" in by_engine[engine]["destination"]
