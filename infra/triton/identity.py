@@ -7,10 +7,11 @@ for local runs) carries aws-sdk-cpp 1.11.60, whose container credentials provide
 Identity's ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``; its web-identity provider (IRSA) is there and
 is what Triton users run on EKS. IRSA needs no code in the image and works on every Triton release.
 
-The policy: ``s3:GetObject`` on ``triton-repositories/*`` and ``s3:ListBucket`` restricted to that
-prefix (Triton lists a model's directory before downloading it), and ``kms:Decrypt`` on the store's
-key only when called through S3 in the stack's region (the bucket is SSE-KMS). Nothing else: not
-the engines, not the sources, no write.
+The policy: ``s3:GetObject`` on ``triton-repositories/*`` only; ``s3:ListBucket`` for any prefix under
+``triton-repositories/`` (Triton lists a model's directory before downloading it) and for the prefix-less
+HeadBucket Triton's S3 client opens with (so object names elsewhere are listable, their contents are
+not); ``kms:Decrypt`` on the store's key only when called through S3 in the stack's region (the
+bucket is SSE-KMS). Nothing else: not the engines, not the sources, no write.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def repository_read_policy(bucket_arn: str, kms_key_arn: str, region: str) -> st
             "Resource": [f"{bucket_arn}/{REPOSITORIES_PREFIX}/*"],
         },
         {
+            # Triton checks the bucket with HeadBucket (which needs s3:ListBucket and carries no prefix),
+            # then lists the repository's prefix: any prefix given must be under the repositories.
             "Sid": "ListPublishedRepositories",
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": [bucket_arn],
-            "Condition": {"StringLike": {"s3:prefix": [f"{REPOSITORIES_PREFIX}/*"]}},
+            "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{REPOSITORIES_PREFIX}/*"]}},
         },
         {
             "Sid": "GetBucketLocation",

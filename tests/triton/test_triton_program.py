@@ -240,6 +240,9 @@ def test_service_account_role_can_only_read_published_repositories(triton_run):
     bucket = triton_run.outputs["modelStoreBucket"]
     get = next(s for s in policy["Statement"] if s["Action"] == ["s3:GetObject"])
     assert get["Resource"] == [f"arn:aws:s3:::{bucket}/{REPOSITORIES_PREFIX}/*"]
+    listing = next(s for s in policy["Statement"] if s["Action"] == ["s3:ListBucket"])
+    assert listing["Condition"] == {"StringLikeIfExists": {"s3:prefix": [f"{REPOSITORIES_PREFIX}/*"]}}
+    assert not any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in actions)
     for deployment in deployments(triton_run).values():
         assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
 
