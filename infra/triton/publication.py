@@ -53,6 +53,17 @@ DEFAULT_BUILD_ROOT = REPO_ROOT / "build" / "triton-repository"
 VERSION_CHARS = 20
 
 
+def version_prefix(version: str) -> str:
+    return f"{REPOSITORIES_PREFIX}/{version}/"
+
+
+def pool_repository_uri(bucket: str, version: str, pool: str, endpoint: str | None = None) -> str:
+    """Triton's ``--model-repository`` for one pool's repository of a published version
+    (``endpoint``: an S3-compatible server, in Triton's ``s3://http://host:port/bucket/...`` form)."""
+    host = f"{endpoint.rstrip('/')}/" if endpoint else ""
+    return f"s3://{host}{bucket}/{version_prefix(version)}{pool}"
+
+
 class PublicationError(ValueError):
     """The repository cannot be published as asked; the message names model, artifact and fix."""
 
@@ -228,7 +239,7 @@ class ModelRepository(pulumi.ComponentResource):
                 json.dumps([rendered.digest, ids], sort_keys=True).encode()
             ).hexdigest()[:VERSION_CHARS]
         )
-        self.prefix: pulumi.Output[str] = self.version.apply(lambda v: f"{REPOSITORIES_PREFIX}/{v}/")
+        self.prefix: pulumi.Output[str] = self.version.apply(version_prefix)
         # Every object of a version is retained when a later version replaces it: see the docstring.
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
 
@@ -272,8 +283,8 @@ class ModelRepository(pulumi.ComponentResource):
                     )
             for placement in placements.get(pool.name, []):
                 self.objects.append(self._place(name, args, pool, placement, kept))
-            self.pool_uris[pool.name] = pulumi.Output.concat(
-                "s3://", args.bucket, "/", self.prefix, pool.name
+            self.pool_uris[pool.name] = pulumi.Output.all(args.bucket, self.version).apply(
+                lambda a, pool=pool.name: pool_repository_uri(a[0], a[1], pool)
             )
         self.register_outputs(
             {"version": self.version, "prefix": self.prefix, "poolUris": self.pool_uris, "served": self.served}

@@ -186,3 +186,41 @@ def test_inputs_are_checked_and_the_provider_pickles_without_clients():
 
     blob = dill.dumps(StoreCopyProvider(), recurse=True)
     assert b"boto" not in blob and b"testing" not in blob and len(blob) < 20_000
+
+
+def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, tmp_path):
+    """Engine store -> StoreCopy -> the pool's repository layout -> the real tritonserver reading it over
+    the S3 API, with the Deployment's flags and region variable; then every model answers."""
+    from infra.triton import smoke_job
+    from infra.triton.deployment import triton_args
+    from infra.triton.publication import pool_repository_uri, version_prefix
+    from infra.triton.settings import PoolServing
+    from model_repo.local_server import TritonServer
+    from tests.triton.test_smoke_job import _SET_BY_LOCAL_SERVER, CONFIGS, FIXTURES
+
+    version, pool = "0123456789abcdef0123", "speech"
+    root = version_prefix(version) + f"{pool}/"
+    client = _client()
+    client.put_object(Bucket=bucket, Key=version_prefix(version) + "repository.json", Body=b'{"target": "gpu"}')
+    for name in ("vad_like", "llm_like"):
+        client.put_object(Bucket=bucket, Key=f"{root}{name}/config.pbtxt", Body=CONFIGS[name].encode())
+    client.put_object(Bucket=bucket, Key=f"{root}llm_like/1/model.py", Body=(FIXTURES / "smoke_model.py").read_bytes())
+    # vad_like's version file arrives the way an engine plan does: from the engine store, by StoreCopy.
+    code = (FIXTURES / "smoke_model.py").read_bytes()
+    store = _publish(bucket, tmp_path, PLAN_KEY, {"model.py": code, "build.log": b"ok\n"}, "model.py", "tensorrt")
+    StoreCopyProvider().create(
+        _props(bucket, store.artifact_uri(PLAN_KEY), "engine-file", f"{root}vad_like/1/model.py")
+    )
+
+    uri = pool_repository_uri(bucket, version, pool, endpoint=s3_endpoint)
+    serving = PoolServing(1, 1, 20, cpu="1", memory="1Gi", ephemeral_storage="1Gi")
+    flags = [a for a in triton_args(uri, serving) if isinstance(a, str) and not a.startswith(_SET_BY_LOCAL_SERVER)]
+
+    class S3Triton(TritonServer):
+        def _command(self, install, backends, endpoints):
+            command = super()._command(install, backends, endpoints)
+            return [f"--model-repository={uri}" if a.startswith("--model-repository=") else a for a in command]
+
+    with S3Triton(tmp_path, extra_args=flags, env={"AWS_DEFAULT_REGION": "us-east-1"}, startup_timeout_s=60) as server:
+        assert smoke_job.main(["--check", server.endpoints.grpc, "--wait", "10"]) == 0
+        assert f"s3://{s3_endpoint}/{bucket}/{root.rstrip('/')}" in server.log_path.read_text()
