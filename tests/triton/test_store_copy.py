@@ -196,7 +196,7 @@ def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, t
     from infra.triton.publication import pool_repository_uri, version_prefix
     from infra.triton.settings import PoolServing
     from model_repo.local_server import TritonServer
-    from tests.triton.test_smoke_job import _SET_BY_LOCAL_SERVER, CONFIGS, FIXTURES
+    from tests.triton.triton_fixtures import CONFIGS, FIXTURES, SET_BY_LOCAL_SERVER
 
     version, pool = "0123456789abcdef0123", "speech"
     root = version_prefix(version) + f"{pool}/"
@@ -214,7 +214,7 @@ def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, t
 
     uri = pool_repository_uri(bucket, version, pool, endpoint=s3_endpoint)
     serving = PoolServing(1, 1, 20, cpu="1", memory="1Gi", ephemeral_storage="1Gi")
-    flags = [a for a in triton_args(uri, serving) if isinstance(a, str) and not a.startswith(_SET_BY_LOCAL_SERVER)]
+    flags = [a for a in triton_args(uri, serving) if isinstance(a, str) and not a.startswith(SET_BY_LOCAL_SERVER)]
 
     class S3Triton(TritonServer):
         def _command(self, install, backends, endpoints):
