@@ -28,7 +28,7 @@ from infra.monitoring import LatencySlos, Monitoring, MonitoringArgs
 from infra.monitoring import MonitoringSettings as MonitoringComponentSettings
 from infra.network import Network, NetworkArgs
 from infra.node_groups import NodeGroups, NodeGroupsArgs
-from infra.settings import REPO_ROOT, Settings, settings_from_pulumi_config
+from infra.settings import PROJECT, REPO_ROOT, Settings, SettingsError, settings_from_pulumi_config
 from infra.stores import Stores, StoresArgs
 from infra.triton.wiring import build_triton, triton_settings
 from model_repo import catalog
@@ -156,9 +156,17 @@ def stack_outputs(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _triton_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The stack's ``triton`` object (camelCase keys) as TritonSettings field names; pool names stay as they are."""
-    overrides = {to_snake(key): value for key, value in config.items()}
+def _triton_overrides(settings: Settings) -> dict[str, Any]:
+    """The stack's ``triton`` object (camelCase keys) as TritonSettings field names; pool names stay as they are.
+
+    ``llmVariants`` is a top-level key because engines and serving must agree on it."""
+    if "llmVariants" in settings.triton:
+        raise SettingsError(
+            "stack config",
+            [f"{PROJECT}:triton.llmVariants: set the top-level {PROJECT}:llmVariants instead (engines use it too)"],
+        )
+    overrides = {to_snake(key): value for key, value in settings.triton.items()}
+    overrides["llm_variants"] = settings.llm_variants
     if isinstance(overrides.get("pools"), Mapping):
         overrides["pools"] = {
             pool: {to_snake(key): value for key, value in fields.items()}
@@ -186,7 +194,7 @@ def build(settings: Settings) -> dict[str, Any]:
     models = catalog.select(settings.models)
     lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
     plan_engines(models, settings.gpu_pools, lock, settings.llm_variants)
-    triton_overrides = _triton_overrides(settings.triton)
+    triton_overrides = _triton_overrides(settings)
     serving = triton_settings(settings, triton_overrides)
 
     platform = build_platform(settings)
