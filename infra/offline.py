@@ -12,6 +12,7 @@ Used by the plan command (``python -m infra.plan``) and by the tests (``tests/pu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -529,6 +530,7 @@ def run_program(
     caller can assert on it and on how many resources were declared before it.
     """
     encoded = engine_encoded_config(config)
+    _ensure_event_loop()
     _drop_leftover_outputs()
     mocks = mocks or PlatformMocks(region=str(config.get("aws:region", "us-west-2")))
     monitor = RecordingMonitor(mocks)
@@ -553,6 +555,20 @@ def run_program(
         pulumi.runtime.set_all_config({}, [])
         _drop_leftover_outputs()
     return run
+
+
+def _ensure_event_loop() -> None:
+    """Give the thread an open event loop if it has none.
+
+    The SDK creates each resource's futures on the thread's current loop as soon as the resource is
+    constructed; an earlier ``asyncio.run`` in the same process (a test, a tool) closes its loop and
+    leaves the thread without one, and every later run would then fail before declaring anything."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _drop_leftover_outputs() -> None:

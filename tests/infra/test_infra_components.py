@@ -228,6 +228,21 @@ def test_a_failed_run_does_not_leak_into_the_next():
     assert clean.outputs["clusterName"] == "triton-platform-dev"
 
 
+def _foundation_only():
+    return stack_outputs(build_platform(settings_from_engine()))
+
+
+def test_a_run_after_asyncio_run_elsewhere_in_the_process_still_works():
+    import asyncio
+
+    # asyncio.run closes its loop and leaves the thread without one (as a test or tool in the same
+    # process may do); the SDK needs a loop the moment the first resource is constructed.
+    asyncio.run(asyncio.sleep(0))
+    run = run_stack("dev", program=_foundation_only)
+    assert run.error is None, run.error
+    assert run.outputs["clusterName"] == "triton-platform-dev"
+
+
 # --- workload roles -------------------------------------------------------------------------------
 
 
