@@ -106,7 +106,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             latency_metric=args.latency_metric,
             processes=args.processes,
-            stop_after_slo_miss=not args.full_sweep,
+            stop_above_ms=None if args.full_sweep or slo is None else 2 * slo,
         )
     print(bench.format_table(result))
     document = {"tool": "python -m local bench", "command": sys.argv, **result.to_dict()}

@@ -102,11 +102,11 @@ def sweep(
     threshold: float = DEFAULT_THRESHOLD,
     latency_metric: str = "avg",
     processes: int = 1,
-    stop_after_slo_miss: bool = True,
+    stop_above_ms: float | None = None,
     show_progress: bool = True,
 ) -> Sweep:
-    """Measure every concurrency level in order. With ``stop_after_slo_miss``, the sweep ends after the first
-    level whose p99 exceeds the objective by 2x (higher concurrency only queues more)."""
+    """Measure every concurrency level in order. With ``stop_above_ms``, the sweep ends after the first level
+    whose p99 exceeds it (past saturation, more concurrency only queues more)."""
     if not concurrencies or any(c < 1 for c in concurrencies):
         raise ValueError(f"concurrency levels {list(concurrencies)} must be positive integers")
     settings = {
@@ -149,7 +149,7 @@ def sweep(
             if bar is not None:
                 bar.update(max_windows - done)  # a level that stabilized early skips its remaining windows
             levels.append(level)
-            if stop_after_slo_miss and slo_p99_ms is not None and level.summary.p99_ms > 2 * slo_p99_ms:
+            if stop_above_ms is not None and level.summary.p99_ms > stop_above_ms:
                 break
     finally:
         if bar is not None:

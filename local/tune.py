@@ -136,6 +136,7 @@ def tune(
                         slo_p99_ms=tuning.slo_p99_ms,
                         window_s=window_s,
                         max_windows=max_windows,
+                        stop_above_ms=2 * tuning.slo_p99_ms,
                         show_progress=show_progress,
                     )
                     best = result.best_within_slo()
