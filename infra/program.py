@@ -13,7 +13,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic.alias_generators import to_snake
 
 from engines.build_access import EngineBuildAccess, EngineBuildAccessArgs
 from engines.catalog_engines import plan_engines
@@ -30,7 +29,7 @@ from infra.network import Network, NetworkArgs
 from infra.node_groups import NodeGroups, NodeGroupsArgs
 from infra.settings import PROJECT, REPO_ROOT, Settings, SettingsError, settings_from_pulumi_config
 from infra.stores import Stores, StoresArgs
-from infra.triton.wiring import build_triton, triton_settings
+from infra.triton.wiring import build_triton, triton_overrides, triton_settings
 from model_repo import catalog
 
 # Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
@@ -157,22 +156,14 @@ def stack_outputs(platform: Platform) -> dict[str, Any]:
 
 
 def _triton_overrides(settings: Settings) -> dict[str, Any]:
-    """The stack's ``triton`` object (camelCase keys) as TritonSettings field names; pool names stay as they are.
-
-    ``llmVariants`` is a top-level key because engines and serving must agree on it."""
+    """TritonSettings overrides from the stack's ``triton`` object, plus the stack-wide ``llmVariants``
+    (engines and serving must agree on it, so it is not a Triton-only override)."""
     if "llmVariants" in settings.triton:
         raise SettingsError(
             "stack config",
             [f"{PROJECT}:triton.llmVariants: set the top-level {PROJECT}:llmVariants instead (engines use it too)"],
         )
-    overrides = {to_snake(key): value for key, value in settings.triton.items()}
-    overrides["llm_variants"] = settings.llm_variants
-    if isinstance(overrides.get("pools"), Mapping):
-        overrides["pools"] = {
-            pool: {to_snake(key): value for key, value in fields.items()}
-            for pool, fields in overrides["pools"].items()
-        }
-    return overrides
+    return {**triton_overrides(settings.triton), "llm_variants": settings.llm_variants}
 
 
 def _latency_slos(models: Sequence[Any]) -> LatencySlos:
