@@ -3,12 +3,18 @@
     python -m infra.plan --stack dev            # one stack
     python -m infra.plan                        # every Pulumi.<stack>.yaml
     python -m infra.plan --stack prod --json    # machine-readable, e.g. to diff two revisions
+    python -m infra.plan --sources-lock tests/fixtures/sources.lock.synthetic.json   # before sources are pinned
 
 Runs the real program (``__main__.py``) with that stack's config under Pulumi's mocks
 (``infra.offline``) and prints every declared resource, grouped by type, with the settings a
 reviewer checks (instance types, taints, IMDS, encryption, endpoint access, chart versions, ...).
 Ids, ARNs and the account are the mocks' stand-ins, not real values. A stack whose config is
 invalid prints the settings error and exits 1.
+
+The plan is strict about engine sources: every source an engine builds from must be pinned in the
+stack's source lock (``engines.sourcesLock``, by default ``engines/sources.lock.json``), or the stack
+fails as ``pulumi preview`` would. ``--sources-lock PATH`` plans against another lock, e.g. the
+synthetic test fixture, whose digests are not real artifacts.
 """
 
 from __future__ import annotations
@@ -22,10 +28,15 @@ from typing import Any
 
 import yaml
 
+from engines.source_lock import SourceLockError
 from infra.offline import ProgramRun, Registration, run_program
 from infra.settings import REPO_ROOT, SettingsError, read_stack_config
 
 Summary = Callable[[dict[str, Any]], str]
+
+# A lock of synthetic digests (the sha256 of each URI's text) that the tests run the program with;
+# it lets a checkout without pinned sources plan every stack. Named in the hint below.
+SYNTHETIC_SOURCES_LOCK = "tests/fixtures/sources.lock.synthetic.json"
 
 
 def _short(arn: Any) -> str:
@@ -151,6 +162,88 @@ def _storage_class(i: dict[str, Any]) -> str:
     )
 
 
+def _k8s_name(i: dict[str, Any]) -> str:
+    meta = i.get("metadata") or {}
+    return f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+
+
+def _short_image(image: Any) -> str:
+    """repository@sha256:<12 hex> (or the tag): enough to see an image is pinned by digest."""
+    text = str(image)
+    repository, _, digest = text.partition("@sha256:")
+    return f"{repository.rsplit('/', 1)[-1]}@sha256:{digest[:12]}" if digest else text.rsplit("/", 1)[-1]
+
+
+def _limits(container: dict[str, Any]) -> str:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(limits.items())) or "none"
+
+
+def _pod_summary(pod: dict[str, Any], *, probes: bool = True) -> str:
+    parts = []
+    for c in pod.get("containers") or []:
+        text = f"{c.get('name')} {_short_image(c.get('image'))} limits {_limits(c)}"
+        if probes:  # a long-running server's; a Job runs to completion without them
+            kinds = [p[: -len("Probe")] for p in ("startupProbe", "readinessProbe", "livenessProbe") if c.get(p)]
+            text += f" probes {'/'.join(kinds) or 'none'}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _deployment(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return f"{_k8s_name(i)} replicas={_num(spec.get('replicas'))}: {_pod_summary(pod)}"
+
+
+def _job(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return f"{_k8s_name(i)} backoffLimit={_num(spec.get('backoffLimit'))}: {_pod_summary(pod, probes=False)}"
+
+
+def _service(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    ports = ",".join(f"{p.get('name')}:{_num(p.get('port'))}" for p in spec.get("ports") or [])
+    return f"{_k8s_name(i)} {spec.get('type', 'ClusterIP')} {ports}"
+
+
+def _hpa(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    metrics = []
+    for m in spec.get("metrics") or []:
+        source = m.get(str(m.get("type", "")).lower()) or {}
+        target = source.get("target") or {}
+        metrics.append(f"{(source.get('metric') or {}).get('name')} target {target.get('value')}")
+    return f"{_k8s_name(i)} {_num(spec.get('minReplicas'))}-{_num(spec.get('maxReplicas'))} on {'; '.join(metrics)}"
+
+
+def _pdb(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    budget = " ".join(f"{k}={_num(spec[k])}" for k in ("maxUnavailable", "minAvailable") if k in spec)
+    return f"{_k8s_name(i)} {budget}"
+
+
+def _network_policy(i: dict[str, Any]) -> str:
+    spec = i.get("spec") or {}
+    return f"{_k8s_name(i)} {','.join(spec.get('policyTypes') or [])}"
+
+
+def _prometheus_rule(i: dict[str, Any]) -> str:
+    groups = (i.get("spec") or {}).get("groups") or []
+    return f"{_k8s_name(i)} {sum(len(g.get('rules') or []) for g in groups)} rules in {len(groups)} groups"
+
+
+def _engine(i: dict[str, Any]) -> str:
+    runner = i.get("runner") or {}
+    return (
+        f"{i.get('model')} {i.get('builder')} {i.get('precision')} for {i.get('gpu_sku')} "
+        f"(sm {i.get('compute_capability')}, {i.get('runtime')} {i.get('runtime_version')}) "
+        f"from {i.get('source_uri')}; key {str(i.get('key'))[:12]}; built by {runner.get('kind')} "
+        f"runner on pool {runner.get('pool')}"
+    )
+
+
 SUMMARIES: dict[str, Summary] = {
     "aws:ec2/vpc:Vpc": lambda i: f"cidr {i.get('cidrBlock')}",
     "aws:ec2/subnet:Subnet": _subnet,
@@ -210,6 +303,18 @@ SUMMARIES: dict[str, Summary] = {
     ),
     "kubernetes:storage.k8s.io/v1:StorageClass": _storage_class,
     "pulumi:providers:kubernetes": lambda i: "explicit provider, kubeconfig [secret]",
+    "aws:s3/bucketObjectv2:BucketObjectv2": lambda i: f"{i.get('key')} ({i.get('contentType')})",
+    "kubernetes:apps/v1:Deployment": _deployment,
+    "kubernetes:batch/v1:Job": _job,
+    "kubernetes:core/v1:Service": _service,
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _hpa,
+    "kubernetes:policy/v1:PodDisruptionBudget": _pdb,
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": _network_policy,
+    "kubernetes:monitoring.coreos.com/v1:PrometheusRule": _prometheus_rule,
+    # Only the name and type: a Secret's values never reach the plan.
+    "kubernetes:core/v1:Secret": lambda i: f"{_k8s_name(i)} type={i.get('type')}",
+    "pulumi-python:dynamic/engines:Engine": _engine,
+    "pulumi-python:dynamic/triton:StoreCopy": lambda i: f"{i.get('kind')} -> {i.get('destination')}",
 }
 
 
@@ -220,8 +325,15 @@ def summarize(registration: Registration) -> str:
             text = summary(registration.inputs)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             text = f"(summary failed: {exc})"
+    elif registration.type.startswith("kubernetes:") and "metadata" in registration.inputs:
+        text = _k8s_name(registration.inputs)
     else:
-        scalars = [(k, v) for k, v in sorted(registration.inputs.items()) if isinstance(v, (str, int, float, bool))]
+        # "__provider" and the like are the SDK's (a dynamic provider's pickled code), not settings.
+        scalars = [
+            (k, v)
+            for k, v in sorted(registration.inputs.items())
+            if isinstance(v, (str, int, float, bool)) and not k.startswith("__")
+        ]
         text = " ".join(f"{k}={_num(v)}" for k, v in scalars[:5])
     flags = []
     if registration.protect:
@@ -279,6 +391,22 @@ def known_stacks() -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 
+def missing_pins_hint(error: BaseException, sources_lock: str | None) -> str | None:
+    """One line on what to do when a stack failed only because engine sources are not pinned."""
+    # SourceLockError is also raised for a lock that is not valid JSON; only missing pins get the hint.
+    if not isinstance(error, SourceLockError) or "has no pinned digest" not in str(error):
+        return None
+    if sources_lock:
+        return (
+            f"hint: the lock given with --sources-lock ({sources_lock}) lacks these pins; record them into it, "
+            f"or plan with --sources-lock {SYNTHETIC_SOURCES_LOCK} (synthetic digests, not real artifacts)"
+        )
+    return (
+        f"hint: no real sources pinned yet? plan with --sources-lock {SYNTHETIC_SOURCES_LOCK} "
+        "(synthetic digests, not real artifacts)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append", help="stack to plan (repeatable; default: every stack)")
@@ -292,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     status = 0
+    hint = None
     documents = []
     for stack in args.stack or known_stacks():
         try:
@@ -306,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = run_program(config, stack=stack)
         if run.error is not None:
             print(f"stack {stack}: {run.error}", file=sys.stderr)
+            hint = missing_pins_hint(run.error, args.sources_lock) or hint
             status = 1
             continue
         if args.json:
@@ -314,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render(run), end="\n\n")
     if args.json:
         print(json.dumps(documents, indent=2, default=str))
+    if hint:
+        print(hint, file=sys.stderr)  # last: it is the next thing to do
     return status
 
 

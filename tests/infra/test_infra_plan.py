@@ -1,17 +1,24 @@
-"""The offline plan command shows what a stack declares, and never prints a secret."""
+"""The offline plan command shows what a stack declares, and never prints a secret.
+
+Engine sources cannot be pinned here, so the plans run against the synthetic source lock the tests use
+(``--sources-lock``); without it the plan is strict and fails the way ``pulumi preview`` would."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 from infra import plan
 from infra.settings import REPO_ROOT
+from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK
+
+LOCK = ["--sources-lock", SYNTHETIC_SOURCES_LOCK]
 
 
 def test_plan_lists_key_settings_of_the_dev_stack(capsys):
-    assert plan.main(["--stack", "dev"]) == 0
+    assert plan.main(["--stack", "dev", *LOCK]) == 0
     out = capsys.readouterr().out
     assert out.count("IMDS tokens=required hop=1") == 3
     assert "AL2023_x86_64_NVIDIA SPOT g6e.2xlarge" in out
@@ -21,20 +28,33 @@ def test_plan_lists_key_settings_of_the_dev_stack(capsys):
     assert "time-slicing replicas=2" in out
     assert "tags=IMMUTABLE scanOnPush=True encryption=KMS" in out
     assert "[protected]" not in out
-    assert "kubeconfig        [secret]" in out
+    # the outputs table (its column width follows the longest output name)
+    assert re.search(r"^  kubeconfig +\[secret\]$", out, re.MULTILINE)
     assert "certificate-authority-data" not in out and "get-token" not in out
 
 
 def test_plan_marks_protected_resources_in_prod(capsys):
-    assert plan.main(["--stack", "prod"]) == 0
+    assert plan.main(["--stack", "prod", *LOCK]) == 0
     out = capsys.readouterr().out
     assert out.count("[protected]") == 4  # two KMS keys, the repository, the bucket
     assert "endpoint private=True public=False" in out
     assert "time-slicing" not in out
+    # What a reviewer checks on the serving side, one line per resource.
+    deployments = [
+        line
+        for line in out.splitlines()
+        if line.startswith("  triton-platform-prod-triton-") and line.split()[0].endswith("-deployment")
+    ]
+    assert len(deployments) == 2
+    for line in deployments:
+        assert "@sha256:" in line and "nvidia.com/gpu=1" in line and "probes startup/readiness/liveness" in line
+    assert "on triton_queue_ms_per_request target" in out
+    assert "llm_chat tensorrt_llm fp8 for h100 (sm 9.0" in out
+    assert "__provider=" not in out  # a dynamic provider's pickled code is not a setting
 
 
 def test_plan_json_hides_secrets(capsys):
-    assert plan.main(["--stack", "dev", "--json"]) == 0
+    assert plan.main(["--stack", "dev", "--json", *LOCK]) == 0
     (document,) = json.loads(capsys.readouterr().out)
     assert document["outputs"]["kubeconfig"] == "[secret]"
     (provider,) = [r for r in document["resources"] if r["type"] == "pulumi:providers:kubernetes"]
@@ -50,8 +70,41 @@ def test_plan_reports_an_unknown_stack(capsys):
 
 def test_plan_command_line_runs_every_stack():
     result = subprocess.run(
-        [sys.executable, "-m", "infra.plan"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "infra.plan", *LOCK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "Stack dev (Pulumi.dev.yaml)" in result.stdout
     assert "Stack prod (Pulumi.prod.yaml)" in result.stdout
+
+
+def test_plan_without_pinned_sources_fails_naming_the_record_command_and_the_flag(capsys):
+    # Strict by default: the stack's own lock (engines.sourcesLock) pins no source in this checkout.
+    assert not (REPO_ROOT / "engines" / "sources.lock.json").exists(), (
+        "engines/sources.lock.json now exists: point this test at a lock that lacks a pin"
+    )
+    assert plan.main(["--stack", "dev"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.rstrip("\n").splitlines()
+    assert err[0] == "stack dev: sources without a pinned digest:"
+    assert any("'hf://meta-llama/Llama-3.1-8B-Instruct' has no pinned digest" in line for line in err)
+    assert any("`python -m engines.source_lock record hf://meta-llama/Llama-3.1-8B-Instruct" in line for line in err)
+    assert err[-1].startswith("hint: ") and f"--sources-lock {SYNTHETIC_SOURCES_LOCK}" in err[-1]
+    assert sum(line.startswith("hint: ") for line in err) == 1
+
+
+def test_plan_hint_follows_every_failed_stack_once_and_only_for_missing_pins(tmp_path, capsys):
+    incomplete = tmp_path / "sources.lock.json"
+    incomplete.write_text(json.dumps({"schema": 1, "sources": {}}))
+    assert plan.main(["--stack", "dev", "--stack", "prod", "--sources-lock", str(incomplete)]) == 1
+    err = capsys.readouterr().err.rstrip("\n").splitlines()
+    assert [line.split(":", 1)[0] for line in err if line.startswith("stack ")] == ["stack dev", "stack prod"]
+    assert sum(line.startswith("hint: ") for line in err) == 1
+    assert err[-1].startswith(f"hint: the lock given with --sources-lock ({incomplete}) lacks these pins")
+
+    # A lock that is not even JSON is a different problem: its own error, no hint about pins.
+    broken = tmp_path / "broken.lock.json"
+    broken.write_text("{")
+    assert plan.main(["--stack", "dev", "--sources-lock", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid JSON" in err and "hint:" not in err
