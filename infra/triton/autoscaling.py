@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -214,6 +214,7 @@ class QueueTimeAutoscaling(pulumi.ComponentResource):
         *,
         settings: TritonSettings,
         k8s_provider: k8s.Provider,
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("platform:triton:QueueTimeAutoscaling", name, None, opts)
@@ -229,7 +230,9 @@ class QueueTimeAutoscaling(pulumi.ComponentResource):
             cleanup_on_fail=True,
             max_history=10,
             timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, provider=k8s_provider),
+            # Its namespace and the Prometheus it reads belong to the monitoring stack (in ``after``):
+            # a dependency of the release itself, not only of this component, so the edge is in the state.
+            opts=pulumi.ResourceOptions(parent=self, provider=k8s_provider, depends_on=list(after)),
         )
         self.register_outputs({"metric": QUEUE_METRIC})
 

@@ -303,7 +303,7 @@ class TritonPlatform(pulumi.ComponentResource):
 
         # 5. autoscaling
         self.autoscaling = QueueTimeAutoscaling(
-            f"{name}-autoscaling", settings=triton, k8s_provider=args.k8s_provider,
+            f"{name}-autoscaling", settings=triton, k8s_provider=args.k8s_provider, after=args.after,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )  # fmt: skip
         self.node_autoscaler: GpuNodeAutoscaler | None = None

@@ -305,10 +305,27 @@ def test_dcgm_exporter_runs_on_gpu_nodes_without_its_own_service_monitor(stack_r
     assert values["affinity"] == scheduling.GPU_NODE_AFFINITY
 
 
+# Namespaces every EKS cluster has; the program declares no Namespace for them.
+BUILT_IN_NAMESPACES = {"kube-system"}
+
+
 def test_helm_releases_wait_for_their_namespace(stack_run):
-    namespace = stack_run.one("kubernetes:core/v1:Namespace")
-    for release in stack_run.of_type(RELEASE):
-        assert namespace.urn in release.dependencies, release.name
+    """A release installed before its namespace exists fails ("namespaces ... not found"). Each release
+    depends directly on the Namespace resource of the namespace it installs into (a direct edge, so the
+    order is in the state, not only implied by a parent component's dependencies), or installs into a
+    namespace every cluster has."""
+    declared = stack_run.of_type("kubernetes:core/v1:Namespace")
+    namespaces = {ns.inputs["metadata"]["name"]: ns for ns in declared}
+    assert len(namespaces) == len(declared), "two Namespace resources declare the same namespace"
+    releases = stack_run.of_type(RELEASE)
+    assert releases
+    for release in releases:
+        target = release.inputs["namespace"]
+        if target in namespaces:
+            assert namespaces[target].urn in release.dependencies, f"{release.name} does not wait for {target}"
+        else:
+            assert target in BUILT_IN_NAMESPACES, f"{release.name} installs into {target!r}, which nothing creates"
+    assert {r.inputs["namespace"] for r in releases} - BUILT_IN_NAMESPACES, "no release into a declared namespace"
 
 
 def test_default_storage_class_is_encrypted_gp3(stack_run, stack_settings):
