@@ -217,6 +217,7 @@ class TritonPlatform(pulumi.ComponentResource):
             bucket=args.bucket,
             engines=args.engines,
             region=settings.region,
+            tags=args.tags,
         )
         # Every engine and packaged file must be placeable before anything is declared (no image
         # build, no upload for a repository that could never be complete).

@@ -68,6 +68,21 @@ class PublicationError(ValueError):
     """The repository cannot be published as asked; the message names model, artifact and fix."""
 
 
+# S3 refuses an object with more tags than this (PutObject and PutObjectTagging alike).
+S3_OBJECT_TAG_LIMIT = 10
+
+
+def object_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The platform's tags as S3 object tags, or a PublicationError before any object is declared."""
+    if len(tags) > S3_OBJECT_TAG_LIMIT:
+        raise PublicationError(
+            f"the stack's {len(tags)} tags ({', '.join(sorted(tags))}) exceed the {S3_OBJECT_TAG_LIMIT} S3 allows on "
+            f"a repository object; keep at most {S3_OBJECT_TAG_LIMIT - 1} keys in triton-platform:tags (the program "
+            "adds platform.io/stack)"
+        )
+    return dict(tags)
+
+
 class EngineLike(Protocol):
     """What publication needs of an ``engines.Engine`` resource (or any stand-in with the same outputs)."""
 
@@ -209,6 +224,8 @@ class ModelRepositoryArgs:
     # pool name -> catalog/engine model name -> Engine (plans, LLM checkpoints, LoRA adapters)
     engines: Mapping[str, Mapping[str, EngineLike]]
     region: str | None = None
+    # The stack's tags, on every object this component uploads (cost reports, ownership).
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def _resolve_package_file(model: str, artifact: Mapping[str, Any]) -> Path:
@@ -232,6 +249,7 @@ class ModelRepository(pulumi.ComponentResource):
         super().__init__("platform:triton:ModelRepository", name, None, opts)
         rendered = args.rendered
         placements, identities = self._artifact_plan(args)
+        tags = object_tags(args.tags)
 
         # The version is known only once every engine key is: stay in Output land.
         self.version: pulumi.Output[str] = pulumi.Output.all(*identities).apply(
@@ -251,6 +269,7 @@ class ModelRepository(pulumi.ComponentResource):
                 key=self.prefix.apply(lambda p: p + MANIFEST),
                 source=pulumi.FileAsset(str(rendered.root / MANIFEST)),
                 content_type="application/json",
+                tags=tags,
                 opts=kept,
             )
         )
@@ -278,11 +297,12 @@ class ModelRepository(pulumi.ComponentResource):
                             key=self.prefix.apply(lambda p, pool=pool.name, rel=rel: f"{p}{pool}/{rel}"),
                             source=pulumi.FileAsset(str(path)),
                             content_type=_content_type(path),
+                            tags=tags,
                             opts=kept,
                         )
                     )
             for placement in placements.get(pool.name, []):
-                self.objects.append(self._place(name, args, pool, placement, kept))
+                self.objects.append(self._place(name, args, pool, placement, kept, tags))
             self.pool_uris[pool.name] = pulumi.Output.all(args.bucket, self.version).apply(
                 lambda a, pool=pool.name: pool_repository_uri(a[0], a[1], pool)
             )
@@ -294,7 +314,9 @@ class ModelRepository(pulumi.ComponentResource):
 
     @staticmethod
     def check(args: ModelRepositoryArgs) -> None:
-        """Raise PublicationError if any artifact cannot be placed (call before declaring anything)."""
+        """Raise PublicationError if any artifact cannot be placed or the objects cannot carry the stack's
+        tags (call before declaring anything)."""
+        object_tags(args.tags)
         ModelRepository._artifact_plan(args)
 
     @staticmethod
@@ -352,7 +374,13 @@ class ModelRepository(pulumi.ComponentResource):
         return placements, identities
 
     def _place(
-        self, name: str, args: ModelRepositoryArgs, pool: GpuPool, entry: dict[str, Any], opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        args: ModelRepositoryArgs,
+        pool: GpuPool,
+        entry: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+        tags: Mapping[str, str],
     ) -> pulumi.Resource:
         resource_name = f"{name}-{pool.name}-{entry['dest'].replace('/', '-')}"
         tree = entry.get("copy_kind") == "engine-tree"
@@ -366,6 +394,7 @@ class ModelRepository(pulumi.ComponentResource):
                 key=destination,
                 source=pulumi.FileAsset(str(entry["path"])),
                 content_type="application/octet-stream",
+                tags=dict(tags),
                 opts=opts,
             )
         if "store_key" in entry:

@@ -42,6 +42,14 @@ def test_a_missing_engine_stops_the_program_naming_pool_model_and_fix(triton_bui
     assert _triton_registrations(run) == []
 
 
+def test_more_tags_than_s3_allows_on_an_object_stop_the_program_naming_the_config_key(triton_build_root):
+    tags = {f"team-{i}": "x" for i in range(10)}  # + platform.io/stack = 11 > S3's 10 per object
+    run = run_triton_stack("dev", triton_build_root, config_changes={"triton-platform:tags": tags})
+    assert isinstance(run.error, PublicationError)
+    assert "exceed the 10 S3 allows" in str(run.error) and "triton-platform:tags" in str(run.error)
+    assert _triton_registrations(run) == []
+
+
 def test_fp8_llm_on_a_gpu_without_fp8_fails_before_any_triton_resource(triton_build_root):
     pools = [
         {"name": "llm", "role": "llm", "instanceTypes": ["g5.2xlarge"], "gpuSku": "a10g", "minSize": 0, "maxSize": 2,
