@@ -14,8 +14,11 @@ copies.
 Kinds:
   ``engine-file``  the engine's primary file (a TensorRT plan) -> ``destination`` (an object key)
   ``engine-tree``  every file of the engine artifact -> under ``destination`` (a prefix ending '/')
-  ``object``       one object of the store (``store://`` artifacts), pinned to the version read at
-                   create time -> ``destination``
+  ``object``       one object of the store (``store://`` artifacts, and files the source lock pins),
+                   pinned to the version read at create time -> ``destination``. With ``sha256`` (the
+                   source lock's pin) that version's bytes are hashed first and a mismatch copies
+                   nothing: the check reads the object once, so it is meant for the small files
+                   that come with an export (token tables), not for multi-GB checkpoints.
 
 Lifecycle: create adopts objects already in place with the right size (a re-run copies nothing);
 read re-checks every copied object, so ``pulumi refresh`` finds one deleted out of band; any input
@@ -39,7 +42,7 @@ from engines.store.base import ARTIFACT_DIR, METADATA_NAME, ArtifactMetadata
 
 PROVIDER_VERSION = "1"
 KINDS = ("engine-file", "engine-tree", "object")
-_REPLACING = ("bucket", "source", "kind", "destination", "provider_version")
+_REPLACING = ("bucket", "source", "kind", "destination", "sha256", "provider_version")
 
 
 class StoreCopyError(RuntimeError):
@@ -89,6 +92,12 @@ def check_inputs(props: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("destination", f"{destination!r}: a tree is copied under a prefix ending in '/'"))
     elif kind in ("engine-file", "object") and destination.endswith("/"):
         problems.append(("destination", f"{destination!r}: a file is copied to an object key, not a prefix"))
+    sha256 = props.get("sha256")
+    if sha256 is not None:
+        if kind != "object":
+            problems.append(("sha256", "only kind 'object' takes a pin; an engine's files are checked by its metadata"))
+        elif not (isinstance(sha256, str) and len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+            problems.append(("sha256", f"{sha256!r} is not a lower-case hex sha256 (64 characters)"))
     return problems
 
 
@@ -121,6 +130,9 @@ class StoreCopyProvider(ResourceProvider):
                 )
             version = head.get("VersionId") or ""
             identity = version or head.get("ETag", "").strip('"')
+            if props.get("sha256"):
+                self._check_pin(client, src_bucket, src_key, version, props)
+                identity = props["sha256"]
             return [
                 {"src_bucket": src_bucket, "src_key": src_key, "src_version": version, "dest": destination,
                  "size": head["ContentLength"]}
@@ -148,6 +160,20 @@ class StoreCopyProvider(ResourceProvider):
                     f"records {item['size']} bytes; the artifact is damaged, rebuild it (pulumi refresh, then up)"
                 )
         return plan, metadata.sha256
+
+    @staticmethod
+    def _check_pin(client: Any, bucket: str, key: str, version: str, props: dict[str, Any]) -> None:
+        """The object version about to be copied has the pinned sha256, or StoreCopyError."""
+        request = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+        digest = hashlib.sha256()
+        for chunk in client.get_object(**request)["Body"].iter_chunks(1 << 20):
+            digest.update(chunk)
+        if digest.hexdigest() != props["sha256"]:
+            raise StoreCopyError(
+                f"{props['source']} has sha256 {digest.hexdigest()}, but it is pinned to {props['sha256']} (the "
+                f"source lock); nothing was copied to {props['destination']}. Upload the pinned file again, or "
+                "re-pin it with `python -m engines.source_lock record <catalog uri> <store path>`"
+            )
 
     def _engine_metadata(self, client: Any, bucket: str, key: str, source: str) -> ArtifactMetadata:
         from botocore.exceptions import ClientError
@@ -268,6 +294,7 @@ class StoreCopy(Resource, module="triton", name="StoreCopy"):
         destination: pulumi.Input[str],
         region: str | None = None,
         delete_on_destroy: bool = False,
+        sha256: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         if kind not in KINDS:
@@ -282,6 +309,7 @@ class StoreCopy(Resource, module="triton", name="StoreCopy"):
                 "destination": destination,
                 "region": region,
                 "delete_on_destroy": delete_on_destroy,
+                "sha256": sha256,
                 "provider_version": PROVIDER_VERSION,
                 "objects": None,
                 "bytes": None,

@@ -3,6 +3,7 @@ S3 API (moto's server on a loopback port), with artifacts published by the engin
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -131,6 +132,32 @@ def test_store_object_is_copied_at_the_version_read(bucket):
     missing = _props(bucket, f"s3://{bucket}/indexes/absent.faiss", "object", dest + ".x")
     with pytest.raises(StoreCopyError, match="does not exist; upload it to the model store"):
         StoreCopyProvider().create(missing)
+
+
+def test_a_pinned_object_is_copied_only_when_its_bytes_match_the_source_lock(bucket):
+    """Token tables come with the NeMo exports; the source lock pins their sha256 and the copy checks it."""
+    table = "\u2581the 0\n\u2581hello 1\n<blk> 2\n".encode()
+    _client().put_object(Bucket=bucket, Key="sources/asr/tokens.txt", Body=table)
+    dest = "triton-repositories/0123456789abcdef0123/speech/asr/1/tokens.txt"
+    pinned = hashlib.sha256(table).hexdigest()
+    props = _props(bucket, f"s3://{bucket}/sources/asr/tokens.txt", "object", dest, sha256=pinned)
+    assert check_inputs(props) == []
+    created = StoreCopyProvider().create(props)
+    assert _body(bucket, dest) == table and created.outs["source_identity"] == pinned
+
+    # Someone re-exports and uploads a different table without re-pinning it: nothing is copied.
+    _client().put_object(Bucket=bucket, Key="sources/asr/tokens.txt", Body=table + b"extra 3\n")
+    other = dest.replace("0123456789abcdef0123", "fedcba98765432100123")
+    with pytest.raises(
+        StoreCopyError, match=rf"has sha256 [0-9a-f]{{64}}, but it is pinned to {pinned} .*source_lock record"
+    ):
+        StoreCopyProvider().create({**props, "destination": other})
+    assert _keys(bucket, "triton-repositories/fedcba98765432100123/") == []
+
+    problems = dict(check_inputs({**props, "sha256": "ABC"}))
+    assert "not a lower-case hex sha256" in problems["sha256"]
+    engine = _props(bucket, "s3://b/engine-store/engines/k/artifact/", "engine-file", "x/model.plan", sha256=pinned)
+    assert "only kind 'object' takes a pin" in dict(check_inputs(engine))["sha256"]
 
 
 def test_missing_or_damaged_engines_fail_clearly_and_leave_nothing(bucket, tmp_path):
