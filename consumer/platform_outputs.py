@@ -12,8 +12,10 @@ from typing import Any
 
 import pulumi
 
-# The contract major this consumer was written against (docs/outputs.md).
+# The contract major this consumer was written against (docs/outputs.md), and the first minor that
+# exports what it reads (tritonEndpoints and servedModels arrived in 1.1.0).
 SUPPORTED_MAJOR = 1
+MINIMUM_MINOR = 1
 
 
 class PlatformOutputsError(ValueError):
@@ -26,6 +28,12 @@ def check_version(stack: str, version: Any) -> str:
         raise PlatformOutputsError(
             f"platform stack {stack} exports outputsVersion {version!r}; this program reads major "
             f"{SUPPORTED_MAJOR} (docs/outputs.md): update the consumer for the new contract or pin the platform"
+        )
+    minor = str(version).split(".")[1] if str(version).count(".") >= 1 else ""
+    if not minor.isdigit() or int(minor) < MINIMUM_MINOR:
+        raise PlatformOutputsError(
+            f"platform stack {stack} exports outputsVersion {version!r}; this program needs "
+            f"{SUPPORTED_MAJOR}.{MINIMUM_MINOR} or later (tritonEndpoints, servedModels): update the platform stack"
         )
     return str(version)
 
@@ -64,7 +72,8 @@ class PlatformOutputs:
         return self.require("tritonEndpoints")
 
     @property
-    def served_models(self) -> pulumi.Output[dict[str, dict[str, Any]]]:
+    def served_models(self) -> pulumi.Output[dict[str, list[dict[str, Any]]]]:
+        """GPU pool -> [{"name": ..., "versions": [...]}] (docs/outputs.md, since contract 1.1.0)."""
         return self.require("servedModels")
 
     def endpoint(self, pool: str, protocol: str = "grpc") -> pulumi.Output[str]:

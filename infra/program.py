@@ -34,7 +34,7 @@ from model_repo import catalog
 
 # Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
 # check it before reading the others; bump the major for a rename or removal, the minor for an addition.
-OUTPUTS_VERSION = "1.0.0"
+OUTPUTS_VERSION = "1.1.0"
 
 
 @dataclass(frozen=True)

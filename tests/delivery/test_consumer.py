@@ -2,13 +2,14 @@
 
 The platform program runs first (tests/pulumi_harness.py); its resolved outputs and secret output
 names become what the consumer's StackReference reads, exactly as the engine would serve them. Outputs
-the platform does not export yet (status "planned" in the contract) are filled from the contract's
-examples, so the consumer is exercised against the documented shape until the real ones land.
+the platform does not export yet (status "planned" in the contract, if any) are filled from the
+contract's examples, so the consumer is exercised against the documented shape until the real ones land.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import runpy
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,6 @@ def platform_view(run) -> tuple[dict[str, Any], list[str]]:
     for name, spec in load_contract()["outputs"].items():
         if name not in outputs and spec["status"] == "planned":
             outputs[name] = copy.deepcopy(spec["example"])
-    if "tritonEndpoints" not in run.outputs:
-        # The documented shape, one entry per GPU pool this stack really has.
-        outputs["tritonEndpoints"] = {
-            pool: {"http": f"http://triton-{pool}.triton.svc.cluster.local:8000",
-                   "grpc": f"triton-{pool}.triton.svc.cluster.local:8001"}
-            for pool in run.outputs["nodeGroups"]
-        }
-    outputs.setdefault("outputsVersion", load_contract()["outputsVersion"])
     return outputs, sorted(run.secret_outputs)
 
 
@@ -84,14 +77,17 @@ def test_consumer_keeps_the_kubeconfig_secret(consumer_on_dev):
     assert outputs["kubeconfig"] not in map(str, exported.values())
 
 
-def test_consumer_wires_endpoints_and_models_into_its_app(consumer_on_dev):
+def test_consumer_wires_endpoints_and_models_into_its_app(consumer_on_dev, dev_stack):
     run, _, outputs = consumer_on_dev
     namespace = run.one("kubernetes:core/v1:Namespace", "voice-gateway")
     assert namespace.inputs["metadata"]["labels"] == {"platform.io/triton-client": "true"}
     config_map = run.one("kubernetes:core/v1:ConfigMap", "triton-endpoints")
     assert config_map.provider_urn == run.one("pulumi:providers:kubernetes", "platform-cluster").urn
     data = config_map.inputs["data"]
+    assert outputs == dev_stack.outputs  # the platform's real outputs, none filled in from the contract's examples
     assert data["LLM_GRPC_ENDPOINT"] == outputs["tritonEndpoints"]["llm"]["grpc"]
+    assert data["SPEECH_GRPC_ENDPOINT"] == outputs["tritonEndpoints"]["speech"]["grpc"]
+    assert json.loads(data["SERVED_MODELS"]) == outputs["servedModels"]
     assert data["PLATFORM_OUTPUTS_VERSION"] == load_contract()["outputsVersion"]
     assert run.outputs["llmGrpcEndpoint"] == outputs["tritonEndpoints"]["llm"]["grpc"]
     assert "llmGrpcEndpoint" not in run.secret_outputs
@@ -103,6 +99,14 @@ def test_consumer_refuses_an_incompatible_contract_major(dev_stack):
     run, _ = _run_consumer(outputs, secret_names)
     assert run.error is not None
     assert "outputsVersion '2.0.0'" in str(run.error) and "major 1" in str(run.error)
+
+
+def test_consumer_refuses_a_platform_older_than_the_outputs_it_reads(dev_stack):
+    outputs, secret_names = platform_view(dev_stack)
+    outputs["outputsVersion"] = "1.0.0"  # before tritonEndpoints and servedModels were exported
+    run, _ = _run_consumer(outputs, secret_names)
+    assert run.error is not None
+    assert "outputsVersion '1.0.0'" in str(run.error) and "needs 1.1 or later" in str(run.error)
 
 
 def test_consumer_names_a_missing_pool(dev_stack):

@@ -12,6 +12,7 @@ from infra.cluster import CONTROL_PLANE_LOG_TYPES
 from infra.gpu_software import NAMESPACE
 from infra.offline import DEPLOYER_ROLE_ARN
 from infra.program import OUTPUTS_VERSION
+from tests.delivery.contract import load_contract
 from tests.pulumi_harness import is_taggable, kubernetes_objects
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -21,19 +22,9 @@ ADDON = "aws:eks/addon:Addon"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 
-OUTPUT_CONTRACT = {
-    "outputsVersion",
-    "clusterName",
-    "clusterEndpoint",
-    "kubeconfig",
-    "oidcIssuerUrl",
-    "oidcProviderArn",
-    "nodeGroups",
-    "ecrRepositoryUrl",
-    "modelStoreBucket",
-    "region",
-    "vpcId",
-}
+# The stable outputs of docs/outputs.contract.json: one source of truth for what every stack exports.
+OUTPUT_CONTRACT = {name for name, spec in load_contract()["outputs"].items() if spec["status"] == "stable"}
+SECRET_OUTPUTS = {name for name, spec in load_contract()["outputs"].items() if spec["secret"]}
 
 
 def _by_urn(run):
@@ -494,7 +485,7 @@ def test_components_follow_the_naming_convention(stack_run):
 def test_stack_outputs_contract(stack_run, stack_settings):
     outputs = stack_run.outputs
     assert set(outputs) == OUTPUT_CONTRACT
-    assert stack_run.secret_outputs == {"kubeconfig"}
+    assert stack_run.secret_outputs == SECRET_OUTPUTS == {"kubeconfig"}
     cluster = stack_run.one(CLUSTER)
     assert outputs["clusterName"] == cluster.outputs["name"]
     assert outputs["clusterEndpoint"] == cluster.outputs["endpoint"]
@@ -506,6 +497,38 @@ def test_stack_outputs_contract(stack_run, stack_settings):
     assert outputs["nodeGroups"] == {
         p.name: groups[f"{outputs['clusterName']}-gpu-{p.name}"] for p in stack_settings.gpu_pools
     }
+
+
+def test_serving_outputs_describe_what_the_stack_declares(stack_run, stack_settings):
+    """The Triton, engine and monitoring outputs are read from the resources, not restated."""
+    outputs = stack_run.outputs
+    pools = {p.name for p in stack_settings.gpu_pools}
+    for name in ("tritonEndpoints", "servedModels", "modelRepositoryUris"):
+        assert set(outputs[name]) == pools, name
+    for pool, uri in outputs["modelRepositoryUris"].items():
+        assert uri.startswith(f"s3://{outputs['modelStoreBucket']}/") and uri.endswith(
+            f"/{outputs['modelRepositoryVersion']}/{pool}"
+        )
+    images = {
+        container["image"]
+        for deployment in stack_run.of_type("kubernetes:apps/v1:Deployment")
+        for container in deployment.inputs["spec"]["template"]["spec"]["containers"]
+    }
+    assert set(outputs["tritonImages"].values()) == images
+    engines = stack_run.of_type("pulumi-python:dynamic/engines:Engine")
+    assert outputs["engineKeys"] == {
+        f"{engine.inputs['model']}@{engine.inputs['runner']['pool']}": engine.inputs["key"] for engine in engines
+    }
+    # The Secret's name, of the Secret the program declares and Grafana reads its admin login from.
+    (secret,) = stack_run.of_type("kubernetes:core/v1:Secret")
+    assert outputs["grafanaAdminSecret"] == secret.inputs["metadata"]["name"]
+    grafana = stack_run.one(RELEASE, f"{outputs['clusterName']}-kube-prometheus-stack").inputs["values"]["grafana"]
+    assert grafana["admin"]["existingSecret"] == outputs["grafanaAdminSecret"]
+    monitoring_namespace = secret.inputs["metadata"]["namespace"]
+    for name in ("grafanaUrl", "prometheusUrl", "alertmanagerUrl"):
+        assert f".{monitoring_namespace}.svc.cluster.local:" in outputs[name], name
+    assert outputs["grafanaExternalUrl"] is None  # neither stack sets monitoring.exposeGrafana
+    assert not stack_settings.monitoring.expose_grafana
 
 
 def test_kubeconfig_authenticates_through_aws_eks_get_token(stack_run, stack_settings):
