@@ -13,7 +13,7 @@ from infra.gpu_software import NAMESPACE
 from infra.offline import DEPLOYER_ROLE_ARN
 from infra.program import OUTPUTS_VERSION
 from tests.delivery.contract import load_contract
-from tests.pulumi_harness import is_taggable, kubernetes_objects
+from tests.pulumi_harness import is_taggable
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -545,6 +545,20 @@ def test_kubeconfig_authenticates_through_aws_eks_get_token(stack_run, stack_set
     assert "token" not in json.dumps(user["user"]).replace("get-token", "")
 
 
-def test_kubernetes_objects_are_declared_through_the_provider_only(stack_run):
-    objects = kubernetes_objects(stack_run)
-    assert {o.type for o in objects} == {"kubernetes:core/v1:Namespace", "kubernetes:storage.k8s.io/v1:StorageClass"}
+def test_kubernetes_objects_reach_the_cluster_only_in_forms_the_checks_see(stack_run):
+    """Every Kubernetes object is a typed resource (test_infra_k8s_schemas validates each against the API
+    schema or its CRD's required fields; the policy rules read them) or a Helm v3 Release of a pinned chart.
+    No Kubernetes component (yaml.ConfigFile / ConfigGroup, kustomize.Directory, helm Chart): those render
+    their objects client-side or inside the provider, where no check here ever sees them. Whatever else
+    talks to the cluster (the Engine provider runs builds as Jobs) gets the cluster's own kubeconfig, as a
+    secret, never an ambient one; the provider itself is checked in
+    test_one_explicit_kubernetes_provider_used_by_every_kubernetes_resource."""
+    k8s_registrations = [r for r in stack_run.registrations if r.type.startswith("kubernetes:")]
+    components = [f"{r.type} {r.name}" for r in k8s_registrations if not r.custom]
+    assert components == [], "Kubernetes components hide their objects from the schema and policy checks"
+    assert {r.type for r in k8s_registrations if r.type.startswith("kubernetes:helm.sh/")} == {RELEASE}
+    cluster_clients = [r for r in stack_run.registrations if "kubeconfig" in r.inputs]
+    assert {r.type for r in cluster_clients} == {K8S_PROVIDER, "pulumi-python:dynamic/engines:Engine"}
+    for client in cluster_clients:
+        assert client.inputs["kubeconfig"] == stack_run.outputs["kubeconfig"], client.name
+        assert "kubeconfig" in client.secret_inputs, client.name
