@@ -98,3 +98,60 @@ def test_monitoring_chart_values_pass_the_grafana_policies(expose_grafana):
     for rule in rules.RESOURCE_RULES:
         assert rule.check(rules.HELM_RELEASE, release, ctx) == [], rule.name
     assert rules.grafana_values(rules.HELM_RELEASE, release) is not None, "the Grafana rules found no Grafana values"
+
+
+# --- the workload rules, now that the program declares Triton and Grafana ------------------------------------
+
+
+def test_workload_rules_had_subjects_in_the_program(stack_run):
+    """"No violations" from the Triton, Grafana and secret-env rules means they read the program's own
+    workloads: a Triton container per GPU pool, Grafana's values in the monitoring release, pod templates."""
+    pools = read_stack_config(stack_run.stack)["triton-platform:gpuPools"]
+    triton = [c for r in stack_run.registrations for c in rules.triton_containers(r.type, r.inputs)]
+    assert len(triton) == len(pools)
+    grafana = [r for r in stack_run.registrations if rules.grafana_values(r.type, r.inputs) is not None]
+    assert [r.inputs["chart"] for r in grafana] == ["kube-prometheus-stack"]
+    pod_templates = [r for r in stack_run.registrations if rules.pod_spec(r.type, r.inputs) is not None]
+    assert {r.type for r in pod_templates} >= {"kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job"}
+
+
+def _edited(run, pick, mutate) -> list[rules.Resource]:
+    """The program's resources with the first one ``pick`` accepts mutated."""
+    resources = _resources(run)
+    for index, resource in enumerate(resources):
+        if pick(resource):
+            props = copy.deepcopy(dict(resource.props))
+            mutate(props)
+            resources[index] = rules.Resource(resource.type, props, resource.urn, resource.name, id=resource.id)
+            return resources
+    raise AssertionError("no resource to edit in the program")
+
+
+def _triton_container(props):
+    return props["spec"]["template"]["spec"]["containers"][0]
+
+
+def _is_triton_deployment(resource):
+    return bool(rules.triton_containers(resource.type, resource.props))
+
+
+def _is_grafana_release(resource):
+    return rules.grafana_values(resource.type, resource.props) is not None
+
+
+@pytest.mark.parametrize(("pick", "mutate", "rule"), [
+    (_is_triton_deployment, lambda p: _triton_container(p).update(image=_triton_container(p)["image"].split("@")[0]
+                                                                   + ":25.10"), "triton-probes-limits-digest"),
+    (_is_triton_deployment, lambda p: _triton_container(p).pop("startupProbe"), "triton-probes-limits-digest"),
+    (_is_triton_deployment, lambda p: _triton_container(p)["resources"].pop("limits"), "triton-probes-limits-digest"),
+    (_is_triton_deployment, lambda p: _triton_container(p).setdefault("env", []).append(
+        {"name": "HF_TOKEN", "value": "hf_plain"}), "no-plain-secret-env"),
+    (_is_grafana_release, lambda p: p["values"]["grafana"].update(adminPassword="prom-operator"),
+     "grafana-admin-from-secret"),
+    (_is_grafana_release, lambda p: p["values"]["grafana"].setdefault("grafana.ini", {}).update(
+        {"auth.anonymous": {"enabled": True}}), "grafana-anonymous-access-off"),
+], ids=["triton-tag", "triton-no-startup-probe", "triton-no-limits", "plain-token-env", "grafana-password",
+        "grafana-anonymous"])  # fmt: skip
+def test_a_careless_edit_of_a_workload_is_caught(dev_stack, pick, mutate, rule):
+    violations = rules.evaluate(_edited(dev_stack, pick, mutate), _context(dev_stack))
+    assert rule in {v.rule for v in violations}, violations
