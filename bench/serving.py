@@ -395,7 +395,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cpu":
             target = "cpu"
             specs = {s.name: s for s in cpu_specs(args.stack)}
-            models = [m for m in args.models if m in specs]
+            # The pipeline is measured with every model it calls (measure_pipeline), not as one model.
+            models = [m for m in args.models if m in specs and m != PIPELINE]
             rendered = render_repository(list(specs.values()), "cpu", work / "repository")
             if args.engines:
                 from local.cpu_engines import build_engines

@@ -1,7 +1,7 @@
 """Where a deployed stack's Triton listens, read from ``pulumi stack output --json``.
 
-The outputs contract (``docs/outputs.md``) gives ``tritonEndpoints`` (GPU pool -> ``{http, grpc,
-metrics?}``) and ``servedModels`` (model -> ``{version, pool?}``). :func:`parse` turns that JSON
+The outputs contract (``docs/outputs.md``, ``outputsVersion`` 1.x) gives ``tritonEndpoints`` (GPU pool ->
+``{http, grpc, metrics?}``) and ``servedModels`` (GPU pool -> ``[{name, versions}]``). :func:`parse` turns that JSON
 (from a file, stdin or the Pulumi CLI) into one :class:`PoolEndpoint` per pool, each with the models
 that pool serves, so the smoke and load tools can call a deployed stack exactly as they call the
 local server.
@@ -71,7 +71,7 @@ def parse(document: str | Mapping[str, Any], source: str = "stack outputs") -> l
         raise StackOutputError(f"{source}: {ENDPOINTS_KEY} = {endpoints!r}; expected pool -> {{http, grpc}}")
     served = document.get(MODELS_KEY) or {}
     if not isinstance(served, Mapping):
-        raise StackOutputError(f"{source}: {MODELS_KEY} = {served!r}; expected model -> {{version, pool}}")
+        raise StackOutputError(f"{source}: {MODELS_KEY} = {served!r}; expected pool -> [{{name, versions}}]")
     pools = []
     for pool, value in sorted(endpoints.items()):
         where = f"{source}: {ENDPOINTS_KEY}.{pool}"
@@ -85,17 +85,18 @@ def parse(document: str | Mapping[str, Any], source: str = "stack outputs") -> l
         metrics = value.get("metrics")
         if metrics is not None and (not isinstance(metrics, str) or not _HTTP.match(metrics)):
             raise StackOutputError(f"{where}.metrics = {metrics!r}; expected http(s)://host:port[/metrics]")
-        models = tuple(
-            sorted(
-                name
-                for name, info in served.items()
-                if isinstance(info, Mapping)
-                and info.get("pool", pool) == pool
-                and (len(endpoints) == 1 or "pool" in info)
-            )
-        )
+        models = _pool_models(served.get(pool, []), f"{source}: {MODELS_KEY}.{pool}")
         pools.append(PoolEndpoint(str(pool), grpc, http, metrics, models))
     return pools
+
+
+def _pool_models(entries: Any, where: str) -> tuple[str, ...]:
+    """Model names of one pool's ``servedModels`` entry (absent: ask the server for its models)."""
+    if not isinstance(entries, list) or not all(
+        isinstance(e, Mapping) and isinstance(e.get("name"), str) for e in entries
+    ):
+        raise StackOutputError(f"{where} = {entries!r}; expected a list of {{name, versions}}")
+    return tuple(e["name"] for e in entries)
 
 
 def read(path: str) -> str:
