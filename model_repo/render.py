@@ -59,6 +59,9 @@ MANIFEST = "repository.json"
 VERSION = "1"
 PLAN_FILENAME = "model.plan"
 LLM_VARIANT_MODES = ("separate", "lora")
+# Suffix of the parameters naming the GPU pool whose server serves a called model (python_models/
+# _common/remote.py reads the same name).
+ENDPOINT_POOL_SUFFIX = "_endpoint_pool"
 
 # What each target may run. cpu: the Python backend only (no TensorRT, one image-free runtime).
 ALLOWED_BACKENDS = {"gpu": {"python"}, "cpu": {"python"}}
@@ -136,8 +139,15 @@ def _parameters(config: mc.ModelConfig, params: Mapping[str, str]) -> None:
         config.parameters[key].string_value = str(value)
 
 
-def model_config(spec: ModelSpec, target: str, *, lora_adapters: Mapping[str, str] | None = None) -> mc.ModelConfig:
-    """The ModelConfig of a public model on ``target``."""
+def model_config(
+    spec: ModelSpec,
+    target: str,
+    *,
+    lora_adapters: Mapping[str, str] | None = None,
+    endpoint_pools: Mapping[str, str] | None = None,
+) -> mc.ModelConfig:
+    """The ModelConfig of a public model on ``target``; ``endpoint_pools`` adds the parameters that
+    route calls to another pool's server (:func:`endpoint_pools`)."""
     serving = spec.target(target)
     config = mc.ModelConfig(name=spec.name)
     if serving.backend:
@@ -164,8 +174,27 @@ def model_config(spec: ModelSpec, target: str, *, lora_adapters: Mapping[str, st
         params["sample_rate"] = str(AUDIO_SAMPLE_RATE)
     if lora_adapters:
         params["lora_adapters"] = json.dumps(dict(lora_adapters), sort_keys=True)
+    params.update(endpoint_pools or {})
     _parameters(config, params)
     return config
+
+
+def endpoint_pools(spec: ModelSpec, target: str, by_name: Mapping[str, ModelSpec]) -> dict[str, str]:
+    """``<role>_endpoint_pool = <pool>`` for every ``<role>_model`` that ``spec`` calls on another pool.
+
+    On the gpu target each GPU pool runs its own Triton server, and BLS reaches only the models of its
+    own server; a call to a model of another pool (the voice pipeline -> the LLM) goes over gRPC to the
+    server of the GPU pool named here, which the caller finds in ``TRITON_GRPC_ENDPOINTS``. The cpu
+    target serves everything from one server: no parameter, every call stays BLS.
+    """
+    if target != "gpu":
+        return {}
+    found = {}
+    for key, callee in spec.target(target).parameters.items():
+        called = by_name.get(callee) if key.endswith("_model") else None
+        if called is not None and called.pool != spec.pool:
+            found[key[: -len("_model")] + ENDPOINT_POOL_SUFFIX] = called.pool
+    return found
 
 
 def engine_config(engine: EngineSpec, parent: ModelSpec) -> mc.ModelConfig:
@@ -228,7 +257,12 @@ def plan(specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separa
             continue
         serving = spec.target(target)
         try:
-            config = model_config(spec, target, lora_adapters=adapters.get(spec.name))
+            config = model_config(
+                spec,
+                target,
+                lora_adapters=adapters.get(spec.name),
+                endpoint_pools=endpoint_pools(spec, target, by_name),
+            )
         except (ValueError, CatalogError) as exc:
             raise RenderError(f"model {spec.name!r}: {exc}") from None
         artifacts: list[dict[str, Any]] = []

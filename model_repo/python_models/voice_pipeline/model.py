@@ -11,16 +11,23 @@ Responses (streamed, over gRPC):
 3. an empty response flagged final.
 
 If VAD finds no speech, the first response carries an empty transcript and the stream ends.
-Every stage is a model of this server called by name (``*_model`` parameters), so each is also
-reachable on its own. Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at
-a sentence end, at the first word break past this length, or at twice this length), ``max_prompt_chars``.
+Every stage is a model called by name (``*_model`` parameters), so each is also reachable on its own.
+A stage is called through BLS on this server, unless the config also names the GPU pool that serves it
+(``<role>_endpoint_pool``, rendered for the gpu target when the stage lives on another pool's server:
+the LLM); then it is called over gRPC at that pool's endpoint from ``TRITON_GRPC_ENDPOINTS``
+(``_common.remote``), resolved when the model loads, so a pod that cannot reach it never turns ready.
+Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at a sentence end, at the
+first word break past this length, or at twice this length), ``max_prompt_chars``, ``remote_timeout_s``
+(longest wait for a remote response, default 60).
 """
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from _common import bls, triton
+from _common import bls, remote, triton
 from _common.errors import BadRequest
 
 SAMPLE_RATE = 16_000
@@ -49,6 +56,13 @@ class TritonPythonModel:
         if missing:
             raise RuntimeError(f"{args['model_name']}: config parameters {missing} must name the models to call")
         self.models = {role: params[f"{role}_model"] for role in ROLES}
+        # role -> host:port of the server that serves it, for stages on another GPU pool's server.
+        self.endpoints = {
+            role: remote.resolve_endpoint(args["model_name"], key, params[key])
+            for role in ROLES
+            if (key := f"{role}{remote.ENDPOINT_POOL_SUFFIX}") in params
+        }
+        self.remote = remote.RemoteModels(timeout_s=float(params.get("remote_timeout_s", "60")))
         self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
         self.top_k = int(params.get("top_k", "3"))
         self.phrase_chars = int(params.get("phrase_chars", "48"))
@@ -71,11 +85,9 @@ class TritonPythonModel:
         cancelled = getattr(sender, "is_cancelled", lambda: False)
         rate = np.array([SAMPLE_RATE], dtype=np.int32)
 
-        clean = bls.call(self.models["anc"], {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
+        clean = self._call("anc", {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
         clean = clean["AUDIO"][0]
-        vad = bls.call(
-            self.models["vad"], {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"]
-        )
+        vad = self._call("vad", {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"])
         segments = vad["SPEECH_SEGMENTS"][0]
         segments = segments[segments[:, 0] >= 0]  # drop the [-1, -1] padding rows
         if len(segments) == 0:
@@ -86,12 +98,12 @@ class TritonPythonModel:
         # Recognise the speech span (first onset to last offset) of the denoised audio.
         start, end = int(segments[0, 0] * SAMPLE_RATE), int(segments[-1, 1] * SAMPLE_RATE)
         speech = clean[start:end]
-        asr = bls.call(self.models["asr"], {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
+        asr = self._call("asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
         transcript = asr["TRANSCRIPT"].reshape(-1)[0].decode("utf-8")
 
-        embedding = bls.call(self.models["embed"], {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
-        found = bls.call(
-            self.models["retriever"],
+        embedding = self._call("embed", {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
+        found = self._call(
+            "retriever",
             {"EMBEDDING": embedding, "TOP_K": _batch1(np.array([self.top_k], dtype=np.int32))},
             ["PASSAGES", "SCORES"],
         )
@@ -107,15 +119,17 @@ class TritonPythonModel:
         if max_tokens is not None:
             llm_inputs["MAX_TOKENS"] = max_tokens.reshape(1).astype(np.int32)
         phrase = ""
-        for piece in bls.stream(self.models["llm"], llm_inputs, ["TEXT_OUTPUT"]):
-            if cancelled():
-                return
-            text = piece["TEXT_OUTPUT"].reshape(-1)[0]
-            self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
-            phrase += text.decode("utf-8", errors="replace")
-            if self._phrase_complete(phrase):
-                self._speak(sender, phrase, cancelled)
-                phrase = ""
+        # closing(): a turn the caller cancels also cancels a remote LLM request mid-answer.
+        with closing(self._stream("llm", llm_inputs, ["TEXT_OUTPUT"])) as pieces:
+            for piece in pieces:
+                if cancelled():
+                    return
+                text = piece["TEXT_OUTPUT"].reshape(-1)[0]
+                self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
+                phrase += text.decode("utf-8", errors="replace")
+                if self._phrase_complete(phrase):
+                    self._speak(sender, phrase, cancelled)
+                    phrase = ""
         self._speak(sender, phrase, cancelled)
         sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
@@ -142,10 +156,23 @@ class TritonPythonModel:
     def _speak(self, sender, phrase: str, cancelled) -> None:
         if not phrase.strip():
             return
-        for chunk in bls.stream(self.models["tts"], {"TEXT": _text(phrase.strip())}, ["AUDIO"]):
-            if cancelled():
-                return
-            self._send(sender, AUDIO=chunk["AUDIO"].astype(np.float32))
+        with closing(self._stream("tts", {"TEXT": _text(phrase.strip())}, ["AUDIO"])) as chunks:
+            for chunk in chunks:
+                if cancelled():
+                    return
+                self._send(sender, AUDIO=chunk["AUDIO"].astype(np.float32))
+
+    def _call(self, role: str, inputs: dict, outputs: list[str]) -> dict:
+        """One request to the ``role`` stage: BLS on this server, or gRPC to the pool that serves it."""
+        if role in self.endpoints:
+            return self.remote.call(self.endpoints[role], self.models[role], inputs, outputs)
+        return bls.call(self.models[role], inputs, outputs)
+
+    def _stream(self, role: str, inputs: dict, outputs: list[str]):
+        """The responses of the decoupled ``role`` stage, from this server or from its pool's server."""
+        if role in self.endpoints:
+            return self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
+        return bls.stream(self.models[role], inputs, outputs)
 
     @staticmethod
     def _send(sender, **outputs: np.ndarray) -> None:
