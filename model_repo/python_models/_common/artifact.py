@@ -2,9 +2,14 @@
 
 cpu target: ``model_repo.artifacts`` writes the files plus ``artifact.json`` (every file's sha256); a
 model refuses to start on a corrupted or partial copy instead of serving wrong results.
-gpu target: the deployment syncs the files listed in ``repository.json`` from the content-addressed
-model store (which checks digests itself); there is no ``artifact.json``, and the file is named by
-the ``artifact_file`` config parameter or the model's default name.
+gpu target: the publication places the files listed in ``repository.json`` (checking their digests);
+files built at render time come with ``artifact.json`` as on the cpu target, the others are named by a
+config parameter or the model's default name.
+
+Every model that loads files declares them in ``model.py`` as ``REQUIRED_FILES``: config parameter ->
+default path in the version directory (a file, or a directory such as an LLM checkpoint). The renderer
+reads that declaration (without importing the model) and refuses a repository where one is neither
+written nor listed in ``repository.json`` for the deployment to place; :func:`required` finds it here.
 """
 
 from __future__ import annotations
@@ -42,6 +47,17 @@ def load_verified(version_dir: Path) -> dict[str, Any]:
                 f"render the model repository again"
             )
     return manifest
+
+
+def required(version_dir: Path, parameters: dict[str, str], declared: dict[str, str], parameter: str) -> Path:
+    """The path ``parameter`` names (default ``declared[parameter]``) in ``version_dir``; RuntimeError if absent."""
+    path = Path(version_dir) / parameters.get(parameter, declared[parameter])
+    if not path.exists():
+        raise RuntimeError(
+            f"{path} is missing: render the repository (cpu target) or publish it with every file repository.json "
+            f"lists (gpu target); the config parameter {parameter} names it"
+        )
+    return path
 
 
 def locate(version_dir: Path, parameters: dict[str, str], default_file: str) -> tuple[Path, dict[str, Any]]:

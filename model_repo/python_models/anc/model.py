@@ -17,6 +17,9 @@ from _common.artifact import locate
 from rnnoise import RNNoise
 
 MIN_SAMPLES = 160  # one 10 ms frame at 16 kHz
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"artifact_file": "librnnoise.so"}
 
 
 class TritonPythonModel:
@@ -24,7 +27,7 @@ class TritonPythonModel:
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         params = triton.parameters(self.config)
-        library, _ = locate(version_dir, params, "librnnoise.so")
+        library, _ = locate(version_dir, params, REQUIRED_FILES["artifact_file"])
         self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
         self.rnnoise = RNNoise(library)
 

@@ -14,8 +14,12 @@ import faiss
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import triton
-from _common.artifact import locate
+from _common.artifact import locate, required
 from _common.errors import BadRequest
+
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"artifact_file": "index.faiss", "passages_file": "passages.jsonl"}
 
 
 class TritonPythonModel:
@@ -23,13 +27,13 @@ class TritonPythonModel:
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         params = triton.parameters(self.config)
-        index_file, _ = locate(version_dir, params, "index.faiss")
+        index_file, _ = locate(version_dir, params, REQUIRED_FILES["artifact_file"])
         self.top_k_default = int(params.get("top_k_default", "3"))
         self.max_top_k = int(params.get("max_top_k", "16"))
         faiss.omp_set_num_threads(1)
         self.index = faiss.read_index(str(index_file))
         # Row i of the index is line i of the passages file (written together, synced together).
-        lines = (version_dir / params.get("passages_file", "passages.jsonl")).read_text().splitlines()
+        lines = required(version_dir, params, REQUIRED_FILES, "passages_file").read_text().splitlines()
         self.passages = [json.loads(line)["text"] for line in lines if line.strip()]
         if len(self.passages) != self.index.ntotal:
             raise RuntimeError(

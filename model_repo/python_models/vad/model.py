@@ -24,6 +24,9 @@ from segments import speech_segments
 SAMPLE_RATE = 16_000
 FRAME = 512  # samples per frame at 16 kHz (what the model was trained on)
 CONTEXT = 64  # trailing samples of the previous frame the model sees before each frame
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"artifact_file": "silero_vad.onnx"}
 
 
 class TritonPythonModel:
@@ -31,7 +34,7 @@ class TritonPythonModel:
         self.config = triton.parse_config(args)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         params = triton.parameters(self.config)
-        model_file, _ = locate(version_dir, params, "silero_vad.onnx")
+        model_file, _ = locate(version_dir, params, REQUIRED_FILES["artifact_file"])
         self.threshold = float(params.get("threshold", "0.5"))
         self.min_silence_s = float(params.get("min_silence_ms", "100")) / 1000
         self.min_speech_s = float(params.get("min_speech_ms", "250")) / 1000

@@ -18,10 +18,14 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import bls, triton
+from _common.artifact import required
 from features import batch_features
 from tdt import detokenize, greedy_tdt
 
 MIN_SAMPLES = 1_600  # 100 ms
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"tokens_file": "tokens.txt"}
 
 
 def load_vocabulary(path: Path) -> list[str]:
@@ -38,9 +42,7 @@ class TritonPythonModel:
         self.config = triton.parse_config(args)
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        tokens = version_dir / params.get("tokens_file", "tokens.txt")
-        if not tokens.is_file():
-            raise RuntimeError(f"{tokens} is missing: sync the model's files from the model store (repository.json)")
+        tokens = required(version_dir, params, REQUIRED_FILES, "tokens_file")
         self.vocab = load_vocabulary(tokens)
         self.blank_id = len(self.vocab) - 1 if self.vocab[-1] == "<blk>" else len(self.vocab)
         self.encoder_model = params["encoder_model"]

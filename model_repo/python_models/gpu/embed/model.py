@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import bls, triton
+from _common.artifact import required
 from _common.errors import BadRequest
 from _common.text_encoding import encoder_feeds, make_tokenizer, mean_pool_normalise, token_counts
 
 ENCODER_OUTPUT = "last_hidden_state"
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"tokenizer_file": "tokenizer.json"}
 
 
 class TritonPythonModel:
@@ -26,9 +30,7 @@ class TritonPythonModel:
         self.config = triton.parse_config(args)
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        tokenizer = version_dir / params.get("tokenizer_file", "tokenizer.json")
-        if not tokenizer.is_file():
-            raise RuntimeError(f"{tokenizer} is missing: sync the model's files from the model store (repository.json)")
+        tokenizer = required(version_dir, params, REQUIRED_FILES, "tokenizer_file")
         self.encoder_model = params["encoder_model"]
         self.max_tokens = int(params.get("max_tokens", "256"))
         self.encoder_max_batch = int(params.get("encoder_max_batch", "64"))

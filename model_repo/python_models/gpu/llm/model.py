@@ -29,6 +29,10 @@ import triton_python_backend_utils as pb_utils
 from _common import triton
 from _common.errors import BadRequest
 
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"checkpoint_dir": "checkpoint"}  # a directory: the quantized checkpoint
+
 
 class TritonPythonModel:
     def initialize(self, args):
@@ -45,7 +49,7 @@ class TritonPythonModel:
             ) from None
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        checkpoint = version_dir / params.get("checkpoint_dir", "checkpoint")
+        checkpoint = version_dir / params.get("checkpoint_dir", REQUIRED_FILES["checkpoint_dir"])
         if not (checkpoint / "config.json").is_file():
             raise RuntimeError(f"{checkpoint} holds no checkpoint: sync the model's files from the model store")
         self.max_seq_len = int(params.get("max_seq_len", "8192"))

@@ -19,11 +19,15 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import bls, triton
+from _common.artifact import required
 from _common.errors import BadRequest
 from _common.pcm import rechunk, resample
 from text_tokens import PhonemeTokenizer
 
 OUT_RATE = 16_000
+# What this model loads from its version directory: config parameter -> default name (the renderer
+# checks each one is written or listed in repository.json for the deployment to place).
+REQUIRED_FILES = {"tokens_file": "tokens.json"}
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 
 
@@ -34,9 +38,7 @@ class TritonPythonModel:
             raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        table = version_dir / params.get("tokens_file", "tokens.json")
-        if not table.is_file():
-            raise RuntimeError(f"{table} is missing: sync the model's files from the model store (repository.json)")
+        table = required(version_dir, params, REQUIRED_FILES, "tokens_file")
         self.tokenizer = PhonemeTokenizer(json.loads(table.read_text(encoding="utf-8")))
         self.fastpitch = params["fastpitch_model"]
         self.hifigan = params["hifigan_model"]
