@@ -79,8 +79,15 @@ def pools(cpu_repository, tmp_path_factory):
     _gpu_pipeline(speech_repo)
     _gpu_pipeline(speech_repo, "pipeline_to_nowhere", llm_endpoint_pool="nowhere")
 
-    llm = TritonServer(llm_repo, model_control_mode="explicit", load_models=["llm_chat"],
-                       work_dir=tmp_path_factory.mktemp("llm-server"), env={"TRITON_GRPC_ENDPOINTS": ""})  # fmt: skip
+    # Short drains: these servers hold no client connections when the module ends.
+    llm = TritonServer(
+        llm_repo,
+        model_control_mode="explicit",
+        load_models=["llm_chat"],
+        work_dir=tmp_path_factory.mktemp("llm-server"),
+        exit_timeout_s=1,
+        env={"TRITON_GRPC_ENDPOINTS": ""},  # the llm pool's own pods: as if they had no endpoints
+    )
     llm.start()  # first: its ports go into the speech pool's environment
     try:
         env = deployment_endpoints_env({"llm": llm.endpoints.grpc, "speech": "127.0.0.1:1"})
@@ -89,6 +96,7 @@ def pools(cpu_repository, tmp_path_factory):
             model_control_mode="explicit",
             load_models=[*SPEECH_STAGES, "voice_pipeline"],
             work_dir=tmp_path_factory.mktemp("speech-server"),
+            exit_timeout_s=1,
             env={"TRITON_GRPC_ENDPOINTS": env},
         )
         with speech:
