@@ -29,6 +29,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from engines.source_lock import load_lock
 from infra.settings import REPO_ROOT, GpuPool, Settings
 from infra.triton import deployment, probes
 from infra.triton.autoscaling import GpuNodeAutoscaler, QueueTimeAutoscaling, hpa_manifest
@@ -218,6 +219,7 @@ class TritonPlatform(pulumi.ComponentResource):
             engines=args.engines,
             region=settings.region,
             tags=args.tags,
+            sources=load_lock(REPO_ROOT / settings.engines.sources_lock),
         )
         # Every engine and packaged file must be placeable before anything is declared (no image
         # build, no upload for a repository that could never be complete).

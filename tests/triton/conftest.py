@@ -16,10 +16,10 @@ import pytest
 
 from infra.offline import ACCOUNT_ID, PlatformMocks, run_program
 from infra.program import build_platform, settings_from_engine, stack_outputs
-from infra.settings import read_stack_config
 from infra.triton.component import gpu_specs
 from infra.triton.publication import EngineRef, render_gpu_repository, required_engines
 from infra.triton.wiring import build_triton
+from tests.pulumi_harness import stack_config
 
 ENGINE_STORE_ROOT = "engine-store/"
 
@@ -59,7 +59,7 @@ def engine_key(pool: str, engine: str) -> str:
 
 
 def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_changes=None, drop_engines=()):
-    config = read_stack_config(stack)
+    config = stack_config(stack)
     config.update(config_changes or {})
 
     def program():

@@ -10,15 +10,16 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
+from engines.source_lock import load_lock
 from infra import versions
 from infra.monitoring.monitors import service_monitor_selects, triton_service_monitor_spec
 from infra.scheduling import GPU_TAINT_KEY
-from infra.settings import load_stack_settings
+from infra.settings import REPO_ROOT, load_stack_settings
 from infra.triton import autoscaling, probes
 from infra.triton.component import gpu_specs
 from infra.triton.publication import REPOSITORIES_PREFIX
 from model_repo.render import parse_config, render_repository, required_files
-from tests.pulumi_harness import kubernetes_manifest
+from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK, kubernetes_manifest
 from tests.triton.conftest import ENGINE_STORE_ROOT, engine_key, fake_digest
 
 DIGEST_REF = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9/-]+@sha256:[0-9a-f]{64}$")
@@ -337,12 +338,19 @@ def test_engine_artifacts_are_placed_in_each_pools_version_directories(triton_ru
         assert props["bucket"] == bucket
     trees = {k for k, v in copies.items() if v["kind"] == "engine-tree"}
     assert trees == {f"{prefix}llm/llm_chat/1/checkpoint/", f"{prefix}llm/llm_support/1/checkpoint/"}
-    # The token tables that come with the NeMo exports, from the model store. This stack's program runs
-    # without a source lock, so they are copied unpinned from where the export step uploads them.
+    # The token tables that come with the NeMo exports, copied from the model store at the path and
+    # sha256 the stack's source lock pins (here the synthetic test lock).
+    lock = load_lock(REPO_ROOT / SYNTHETIC_SOURCES_LOCK)
     objects = {k: v for k, v in copies.items() if v["kind"] == "object"}
     assert {k: (v["source"], v.get("sha256")) for k, v in objects.items()} == {
-        f"{prefix}speech/asr/1/tokens.txt": (f"s3://{bucket}/sources/asr/tokens.txt", None),
-        f"{prefix}speech/tts/1/tokens.json": (f"s3://{bucket}/sources/tts/tokens.json", None),
+        f"{prefix}speech/asr/1/tokens.txt": (
+            f"s3://{bucket}/sources/asr/tokens.txt",
+            lock.entries["export://asr/tokens.txt"].sha256,
+        ),
+        f"{prefix}speech/tts/1/tokens.json": (
+            f"s3://{bucket}/sources/tts/tokens.json",
+            lock.entries["export://tts/tokens.json"].sha256,
+        ),
     }
 
 

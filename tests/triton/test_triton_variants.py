@@ -87,9 +87,9 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
     from engines.spec import SourceRef
     from infra.offline import run_program
     from infra.program import build_platform, settings_from_engine, stack_outputs
-    from infra.settings import read_stack_config
     from infra.triton.component import gpu_specs
     from infra.triton.wiring import build_triton
+    from tests.pulumi_harness import stack_config
     from tests.triton.conftest import triton_mocks
 
     def pin(uri: str) -> SourceRef:  # what `python -m engines.source_lock record` writes, for this test's stack
@@ -109,7 +109,7 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
         triton = build_triton(platform, engines=declared, build_root=tmp_path / "repository")
         return {**stack_outputs(platform), **triton.outputs}
 
-    config = read_stack_config("dev")
+    config = stack_config("dev")
     run = run_program(config, stack="dev", program=program, mocks=triton_mocks(config["aws:region"]))
     run.raise_error()
     engines = {r.name: r for r in run.registrations if r.type == "pulumi-python:dynamic/engines:Engine"}
