@@ -151,27 +151,33 @@ async def _worker(url: str, workload: Workload, loops: int, out: mp.Queue, stop:
         async def streamed() -> tuple:
             started = time.monotonic()
             first = None
+            outcome = None
             call = stub.ModelStreamInfer(timeout=timeout_s)
             try:
                 await call.write(request)
                 await call.done_writing()
+                # Read to the end of the stream (the server closes it after the final response): a call
+                # dropped while still open would be cancelled, which a completed request must not be.
                 async for response in call:
                     if first is None:
                         first = time.monotonic() - started
                     if response.error_message:
                         call.cancel()
                         return (time.monotonic(), time.monotonic() - started, False, first, response.error_message)
-                    if response.infer_response.parameters[FINAL_FLAG].bool_param:
-                        return (time.monotonic(), time.monotonic() - started, True, first, None)
+                    if outcome is None and response.infer_response.parameters[FINAL_FLAG].bool_param:
+                        outcome = (time.monotonic(), time.monotonic() - started, True, first, None)
             except grpc.aio.AioRpcError as exc:
+                failed = f"{exc.code().name}: {exc.details()}"
+                return (time.monotonic(), time.monotonic() - started, False, first, failed)
+            if outcome is None:
                 return (
                     time.monotonic(),
                     time.monotonic() - started,
                     False,
                     first,
-                    f"{exc.code().name}: {exc.details()}",
+                    "stream ended without a final response",
                 )
-            return (time.monotonic(), time.monotonic() - started, False, first, "stream ended without a final response")
+            return outcome
 
         one = streamed if workload.streaming else unary
         # Warm-up and reachability: one request before the clock starts.

@@ -95,6 +95,7 @@ def stream(
     arrived: queue.Queue = queue.Queue()
     client.start_stream(callback=lambda result, error: arrived.put((time.monotonic(), result, error)))
     responses: list[StreamedResponse] = []
+    completed = False
     try:
         started = time.monotonic()
         try:
@@ -116,6 +117,9 @@ def stream(
             final = result.get_response().parameters[FINAL_FLAG].bool_param
             responses.append(StreamedResponse(at - started, _as_dict(result, outputs), final))
             if final:
+                completed = True
                 return responses, at - started
     finally:
-        client.stop_stream(cancel_requests=True)
+        # Cancel only a request that did not finish. Seen with Triton 2.51: cancelling the stream after the
+        # final response of a decoupled Python model (the LLM) left that model unable to unload at shutdown.
+        client.stop_stream(cancel_requests=not completed)
