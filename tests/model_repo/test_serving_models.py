@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import queue
+import time
 
 import numpy as np
 import pytest
@@ -209,8 +210,14 @@ def test_dynamic_batching_batches_concurrent_requests(serving, record_property):
         result, error = done.get(timeout=60)
         assert error is None, error
         assert result.as_numpy("EMBEDDING").shape == (1, catalog.EMBEDDING_DIM)
-    inferences = serving.metric("nv_inference_count", model) - before["nv_inference_count"]
-    executions = serving.metric("nv_inference_exec_count", model) - before["nv_inference_exec_count"]
+    # Triton refreshes its metrics on an interval (2 s by default): poll until the count has caught up.
+    deadline = time.monotonic() + 10
+    while True:
+        inferences = serving.metric("nv_inference_count", model) - before["nv_inference_count"]
+        executions = serving.metric("nv_inference_exec_count", model) - before["nv_inference_exec_count"]
+        if inferences >= requests or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     record_property("embed_inferences", inferences)
     record_property("embed_executions", executions)
     print(f"dynamic batching: {inferences:.0f} inferences in {executions:.0f} executions")
