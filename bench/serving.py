@@ -503,6 +503,7 @@ def main(argv=None) -> int:
     document, results = run(args)
     out = Path(args.out or RESULTS / f"serving_{args.device}.json")
     bench.write_json(out, document)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)  # superseded by the complete results
     env = document["environment"]
     where = env.get("gpu") or env["host"].get("cpu_model", "cpu")
     plot(
