@@ -15,7 +15,10 @@ setup:
 	test -x policy/.venv/bin/python || python3 -m venv policy/.venv
 	policy/.venv/bin/pip install -q -r policy/requirements.txt
 
-run: plan
+# The platform on this machine: CPU repository, engines through the Engine provider, real Triton + Prometheus,
+# one voice turn, then a clean stop.
+run:
+	$(PY) -m local up --stack dev
 
 # Offline plan of each stack; the synthetic source lock stands in until real sources are pinned.
 plan:
