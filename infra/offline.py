@@ -38,6 +38,10 @@ REGION_ZONE_LETTERS = {"us-east-1": "abcdef", "us-east-2": "abc", "us-west-2": "
 MAIN_PROGRAM = REPO_ROOT / "__main__.py"
 
 
+class UnmockedInvokeError(LookupError):
+    """The program called an invoke (data source / function) these mocks have no answer for."""
+
+
 # --- what gets recorded -----------------------------------------------------------------------
 
 
@@ -186,7 +190,7 @@ class PlatformMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         handler = self.call_handlers.get(args.token)
         if handler is None:
-            raise NotImplementedError(
+            raise UnmockedInvokeError(
                 f"offline mocks have no answer for invoke {args.token} (args {args.args}); "
                 "add a handler to infra/offline.py or pass calls={...} to PlatformMocks"
             )
