@@ -19,6 +19,12 @@ def parse_config(args: dict[str, Any]) -> dict[str, Any]:
     return json.loads(args["model_config"])
 
 
+def require_decoupled(model_config: dict[str, Any], model_name: str) -> None:
+    """Streaming models send many responses per request: refuse to load without the decoupled policy."""
+    if not pb_utils.using_decoupled_model_transaction_policy(model_config):
+        raise RuntimeError(f"{model_name}: this model streams; set model_transaction_policy.decoupled")
+
+
 def parameters(model_config: dict[str, Any]) -> dict[str, str]:
     """``config.pbtxt`` parameters as plain strings."""
     return {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
@@ -116,3 +122,15 @@ def execute_batch(
         for i, response in zip(slots, results, strict=True):
             responses[i] = response
     return responses
+
+
+def execute_streams(requests: Sequence[Any], stream: Callable[[Any, Any], None]) -> None:
+    """The decoupled execute loop: ``stream(request, sender)`` sends one request's responses and the final
+    flag; an exception ends that request's stream with its error response, and the model serves on."""
+    for request in requests:
+        sender = request.get_response_sender()
+        try:
+            stream(request, sender)
+        except Exception as exc:  # noqa: BLE001 - the stream ends with the error, the model lives on
+            sender.send(error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    return None

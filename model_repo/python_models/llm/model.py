@@ -22,8 +22,7 @@ from byte_lm import ByteLM
 class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
-        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
-            raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
+        triton.require_decoupled(self.config, args["model_name"])
         version_dir = Path(args["model_repository"]) / args["model_version"]
         manifest = load_verified(version_dir)
         details = manifest["details"]
@@ -33,13 +32,7 @@ class TritonPythonModel:
         self.lm = ByteLM(str(version_dir), details["special_tokens"], int(details["max_positions"]))
 
     def execute(self, requests):
-        for request in requests:
-            sender = request.get_response_sender()
-            try:
-                self._stream(request, sender)
-            except Exception as exc:  # noqa: BLE001 - the stream ends with the error, the model lives on
-                sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-        return None
+        return triton.execute_streams(requests, self._stream)
 
     def _stream(self, request, sender) -> None:
         prompt = triton.strings(triton.input_array(request, "TEXT_INPUT"), "TEXT_INPUT")

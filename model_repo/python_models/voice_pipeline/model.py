@@ -49,8 +49,7 @@ def _text(value: str) -> np.ndarray:
 class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
-        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
-            raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
+        triton.require_decoupled(self.config, args["model_name"])
         params = triton.parameters(self.config)
         missing = [f"{role}_model" for role in ROLES if f"{role}_model" not in params]
         if missing:
@@ -69,13 +68,7 @@ class TritonPythonModel:
         self.max_prompt_chars = int(params.get("max_prompt_chars", "768"))
 
     def execute(self, requests):
-        for request in requests:
-            sender = request.get_response_sender()
-            try:
-                self._turn(request, sender)
-            except Exception as exc:  # noqa: BLE001 - the stream ends with the error, the model lives on
-                sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-        return None
+        return triton.execute_streams(requests, self._turn)
 
     def _turn(self, request, sender) -> None:
         audio = triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)[0]

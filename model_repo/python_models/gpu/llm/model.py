@@ -37,8 +37,7 @@ REQUIRED_FILES = {"checkpoint_dir": "checkpoint"}  # a directory: the quantized 
 class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
-        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
-            raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
+        triton.require_decoupled(self.config, args["model_name"])
         try:
             from tensorrt_llm import LLM
             from tensorrt_llm.llmapi import KvCacheConfig

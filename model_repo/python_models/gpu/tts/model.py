@@ -17,10 +17,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
-from _common import bls, triton
+from _common import bls, triton, tts
 from _common.artifact import required
-from _common.errors import BadRequest
 from _common.pcm import rechunk, resample
 from text_tokens import PhonemeTokenizer
 
@@ -34,8 +32,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
-        if not pb_utils.using_decoupled_model_transaction_policy(self.config):
-            raise RuntimeError(f"{args['model_name']}: this model streams; set model_transaction_policy.decoupled")
+        triton.require_decoupled(self.config, args["model_name"])
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]
         table = required(version_dir, params, REQUIRED_FILES, "tokens_file")
@@ -48,34 +45,12 @@ class TritonPythonModel:
         self.max_chars = int(params.get("max_text_chars", "2000"))
 
     def execute(self, requests):
-        for request in requests:
-            sender = request.get_response_sender()
-            try:
-                self._stream(request, sender)
-            except Exception as exc:  # noqa: BLE001 - the stream ends with the error, the model lives on
-                sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-        return None
+        return triton.execute_streams(requests, self._stream)
 
     def _stream(self, request, sender) -> None:
-        texts = triton.strings(triton.input_array(request, "TEXT"), "TEXT")
-        if len(texts) != 1:
-            raise BadRequest(f"TEXT holds {len(texts)} strings; send exactly one per request")
-        text = texts[0].strip()
-        if not text:
-            raise BadRequest("TEXT is empty; send the words to speak")
-        if len(text) > self.max_chars:
-            raise BadRequest(
-                f"TEXT is {len(text)} characters; this model speaks at most {self.max_chars} per request; "
-                f"split the text at sentence boundaries"
-            )
+        text = tts.text_to_speak(request, self.max_chars)
         sentences = [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
-        rate = pb_utils.Tensor("SAMPLE_RATE", np.array([OUT_RATE], dtype=np.int32))
-        cancelled = getattr(sender, "is_cancelled", lambda: False)
-        for chunk in rechunk((self._speak(s) for s in sentences), self.chunk_samples):
-            if cancelled():
-                break
-            sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("AUDIO", chunk), rate]))
-        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        tts.send_audio(sender, rechunk((self._speak(s) for s in sentences), self.chunk_samples), OUT_RATE)
 
     def _speak(self, sentence: str) -> np.ndarray:
         ids = self.tokenizer.encode(sentence)

@@ -1,0 +1,44 @@
+"""The text-to-speech interface both targets serve: one ``TEXT`` in, ``AUDIO`` chunks + ``SAMPLE_RATE`` out.
+
+The cpu (espeak-ng) and gpu (FastPitch + HiFi-GAN) models differ only in how they synthesise; the request
+checks and the decoupled stream of chunks are the interface itself, so they live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from _common import triton
+from _common.errors import BadRequest
+
+
+def text_to_speak(request: Any, max_chars: int) -> str:
+    """The request's one ``TEXT`` string, stripped, or BadRequest when it is missing, empty or too long."""
+    texts = triton.strings(triton.input_array(request, "TEXT"), "TEXT")
+    if len(texts) != 1:
+        raise BadRequest(f"TEXT holds {len(texts)} strings; send exactly one per request")
+    text = texts[0].strip()
+    if not text:
+        raise BadRequest("TEXT is empty; send the words to speak")
+    if len(text) > max_chars:
+        raise BadRequest(
+            f"TEXT is {len(text)} characters; this model speaks at most {max_chars} per request; "
+            f"split the text at sentence boundaries"
+        )
+    return text
+
+
+def send_audio(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
+    """One ``AUDIO`` + ``SAMPLE_RATE`` response per chunk, stopping early when the client cancels, then
+    the empty final response."""
+    rate = pb_utils.Tensor("SAMPLE_RATE", np.array([sample_rate], dtype=np.int32))
+    cancelled = getattr(sender, "is_cancelled", lambda: False)
+    for chunk in chunks:
+        if cancelled():
+            break
+        sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("AUDIO", chunk), rate]))
+    sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
