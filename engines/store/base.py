@@ -131,6 +131,15 @@ class ArtifactStore(Protocol):
         ...
 
 
+def published_metadata(store: ArtifactStore, key: str) -> ArtifactMetadata:
+    """The metadata of ``key`` when it is published intact in ``store``; StoreError saying why not (a fetch's
+    precondition, the same for every store)."""
+    check = store.verify(key)
+    if not check.ok:
+        raise StoreError(f"artifact {key} is not in {store.uri}: {check.problem or 'not published'}")
+    return check.metadata
+
+
 def check_key(key: str) -> str:
     """Keys are content hashes; anything else (a path, an empty string) is refused before touching storage."""
     if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):

@@ -24,6 +24,7 @@ from engines.store.base import (
     Verification,
     check_blob_name,
     check_key,
+    published_metadata,
 )
 from engines.store.manifest import describe_directory, metadata_for
 
@@ -76,11 +77,9 @@ class LocalStore:
         return Verification(meta)
 
     def fetch(self, key: str, destination: Path) -> ArtifactMetadata:
-        check = self.verify(key)
-        if not check.ok:
-            raise StoreError(f"artifact {key} is not in {self.uri}: {check.problem or 'not published'}")
+        meta = published_metadata(self, key)
         shutil.copytree(self._key_dir(key) / ARTIFACT_DIR, destination, dirs_exist_ok=True)
-        return check.metadata
+        return meta
 
     def keys(self) -> list[str]:
         base = self.root / ENGINES_PREFIX

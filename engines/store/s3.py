@@ -35,6 +35,7 @@ from engines.store.base import (
     Verification,
     check_blob_name,
     check_key,
+    published_metadata,
 )
 from engines.store.manifest import describe_directory, metadata_for
 
@@ -181,11 +182,9 @@ class S3Store:
         return Verification(meta)
 
     def fetch(self, key: str, destination: Path) -> ArtifactMetadata:
-        check = self.verify(key)
-        if not check.ok:
-            raise StoreError(f"artifact {key} is not in {self.uri}: {check.problem or 'not published'}")
+        meta = published_metadata(self, key)
         prefix = self._key_prefix(key)
-        for f in check.metadata.files:
+        for f in meta.files:
             target = Path(destination) / f.path
             target.parent.mkdir(parents=True, exist_ok=True)
             self._call(
@@ -198,7 +197,7 @@ class S3Store:
             )
             if file_sha256(target) != f.sha256:
                 raise StoreError(f"downloaded {f.path} of {key} does not match its sha256; retry the download")
-        return check.metadata
+        return meta
 
     def keys(self) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
