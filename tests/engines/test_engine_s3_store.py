@@ -8,7 +8,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from pulumi.dynamic import Config, ConfigureRequest
 
 from engines.provider import EngineProvider
@@ -16,25 +15,20 @@ from engines.store import BuildRecord, S3Options, S3Store, StoreError
 from engines.store.s3 import MIN_PART_BYTES
 from tests.engines.conftest import cpu_spec
 from tests.engines.test_engine_provider_lifecycle import as_engine_sees, engine_inputs
+from tests.s3_server import moto_s3_server, use_test_credentials
 
 KEY = "c" * 64
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch):
-    # Credentials for the local server only; the store reads them through boto3's normal chain.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_test_credentials(monkeypatch)  # the store reads them through boto3's normal chain
     name = f"models-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=name)

@@ -11,12 +11,12 @@ from pathlib import Path
 import boto3
 import dill
 import pytest
-from moto.server import ThreadedMotoServer
 
 from engines.store import S3Store
 from engines.store.base import BuildRecord
 from engines.store.s3 import S3Options
 from infra.triton.store_copy import StoreCopyError, StoreCopyProvider, check_inputs
+from tests.s3_server import moto_s3_server, use_test_credentials
 
 PLAN_KEY = "a" * 64
 LLM_KEY = "b" * 64
@@ -25,19 +25,14 @@ DEST = "triton-repositories/0123456789abcdef0123/speech/asr_encoder/1/model.plan
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch):
     # The provider builds its own client from the environment, as it does under `pulumi up`.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_test_credentials(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     name = f"models-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", region_name="us-east-1")
