@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import ACCOUNT_ID, PlatformMocks, run_program
+from infra.offline import PlatformMocks, run_program
 from infra.program import build_platform, settings_from_engine, stack_outputs
 from infra.triton.component import gpu_specs
 from infra.triton.publication import EngineRef, render_gpu_repository, required_engines
@@ -34,24 +34,9 @@ def _docker_image(mocks, args):
     return f"{name}-id", {"repoDigest": f"{name}@{fake_digest(name)}", "baseImageName": name}
 
 
-def _ecr_token(mocks, args):
-    return {
-        "authorizationToken": "QVdTOm9mZmxpbmUtdG9rZW4=",
-        "userName": "AWS",
-        "password": "offline-ecr-password",
-        "proxyEndpoint": f"https://{ACCOUNT_ID}.dkr.ecr.{mocks.region}.amazonaws.com",
-        "expiresAt": "2030-01-01T00:00:00Z",
-        "registryId": args.get("registryId") or ACCOUNT_ID,
-        "id": "token",
-    }
-
-
 def triton_mocks(region: str) -> PlatformMocks:
-    return PlatformMocks(
-        region,
-        resources={"docker:index/image:Image": _docker_image},
-        calls={"aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token},
-    )
+    # The ECR token lookup is answered by PlatformMocks' own invoke handlers.
+    return PlatformMocks(region, resources={"docker:index/image:Image": _docker_image})
 
 
 def engine_key(pool: str, engine: str) -> str:
