@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from engines.onnx_checks import OnnxModelError, load_checked, profile_problems
 from engines.spec import EngineSpec, SourceRef
 from engines.store.base import ArtifactStore, log_excerpt
 
@@ -68,3 +69,16 @@ class Builder(Protocol):
     code_version: str
 
     def build(self, spec: EngineSpec, source: Path, ctx: BuildContext) -> BuildOutput: ...
+
+
+def load_onnx_source(spec: EngineSpec, source: Path, log: BuildLog) -> Any:
+    """The ONNX source of a build, loaded and checked against the spec's input profiles before any
+    builder spends time on it; BuildError (with the log so far) naming the model and what does not fit."""
+    try:
+        model = load_checked(source)
+    except OnnxModelError as exc:
+        raise BuildError(f"source of {spec.model} ({spec.source.uri}): {exc}", log.text()) from None
+    problems = profile_problems(model, spec.settings.profiles, Path(spec.source.uri).name)
+    if problems:
+        raise BuildError(f"profiles of {spec.model} do not fit its ONNX model: " + "; ".join(problems), log.text())
+    return model

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.builders.base import BuildContext, BuildError, BuildOutput
+from engines.builders.base import BuildContext, BuildError, BuildOutput, load_onnx_source
 from engines.calibration_data import CalibrationDataError, load_batches
 from engines.onnx_checks import (
-    OnnxModelError,
     compare,
     graph_inputs,
-    load_checked,
-    profile_problems,
     run_onnx,
     sample_inputs,
 )
@@ -37,13 +34,7 @@ class OnnxRuntimeBuilder:
         import onnxruntime as ort
 
         log = ctx.log
-        try:
-            model = load_checked(source)
-        except OnnxModelError as exc:
-            raise BuildError(f"source of {spec.model} ({spec.source.uri}): {exc}", log.text()) from None
-        problems = profile_problems(model, spec.settings.profiles, Path(spec.source.uri).name)
-        if problems:
-            raise BuildError(f"profiles of {spec.model} do not fit its ONNX model: " + "; ".join(problems), log.text())
+        model = load_onnx_source(spec, source, log)
         log.info(f"loaded {source.name}: inputs {graph_inputs(model)}")
 
         stage = source

@@ -18,10 +18,10 @@ import subprocess
 from pathlib import Path
 from types import ModuleType
 
-from engines.builders.base import BuildContext, BuildError, BuildOutput
+from engines.builders.base import BuildContext, BuildError, BuildOutput, load_onnx_source
 from engines.builders.tensorrt_options import tensorrt_options, timing_cache_name, trtexec_command, trtexec_line
 from engines.calibration_data import CalibrationDataError, load_batches
-from engines.onnx_checks import OnnxModelError, graph_inputs, load_checked, profile_problems
+from engines.onnx_checks import graph_inputs
 from engines.spec import EngineSpec
 
 CODE_VERSION = "trt-1"
@@ -52,13 +52,7 @@ class TensorRtBuilder:
         trt = self._tensorrt()
         log = ctx.log
         self._check_environment(trt, spec, ctx)
-        try:
-            model = load_checked(source)
-        except OnnxModelError as exc:
-            raise BuildError(f"source of {spec.model} ({spec.source.uri}): {exc}", log.text()) from None
-        problems = profile_problems(model, spec.settings.profiles, Path(spec.source.uri).name)
-        if problems:
-            raise BuildError(f"profiles of {spec.model} do not fit its ONNX model: " + "; ".join(problems), log.text())
+        model = load_onnx_source(spec, source, log)
 
         onnx_path = source
         cal = spec.settings.calibration
