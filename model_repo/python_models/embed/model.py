@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import triton_python_backend_utils as pb_utils
-from _common import triton
+from _common import embedding, triton
 from _common.artifact import load_verified
-from _common.errors import BadRequest
 from sentence_encoder import SentenceEncoder
 
 
@@ -31,22 +29,8 @@ class TritonPythonModel:
         return triton.execute_batch(requests, self._parse, self._compute)
 
     def _parse(self, request):
-        texts = triton.strings(triton.input_array(request, "TEXT"), "TEXT")
-        for i, count in enumerate(self.encoder.token_counts(texts)):
-            if count > self.max_tokens:
-                raise BadRequest(
-                    f"TEXT item {i} is {count} tokens long; this model embeds at most {self.max_tokens} tokens "
-                    f"(about {self.max_tokens * 3} characters of English); split the text into shorter passages"
-                )
-        return texts
+        return embedding.texts_to_embed(request, self.encoder.token_counts, self.max_tokens)
 
     def _compute(self, items):
         vectors = self.encoder.encode([text for texts in items for text in texts])
-        responses, at = [], 0
-        for texts in items:
-            rows = vectors[at : at + len(texts)]
-            at += len(texts)
-            if not triton.batched(self.config):
-                rows = rows[0]
-            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("EMBEDDING", rows)]))
-        return responses
+        return embedding.embedding_responses(items, vectors, self.config)

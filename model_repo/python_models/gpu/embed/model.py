@@ -13,10 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
-from _common import bls, triton
+from _common import bls, embedding, triton
 from _common.artifact import required
-from _common.errors import BadRequest
 from _common.text_encoding import encoder_feeds, make_tokenizer, mean_pool_normalise, token_counts
 
 ENCODER_OUTPUT = "last_hidden_state"
@@ -40,14 +38,10 @@ class TritonPythonModel:
         return triton.execute_batch(requests, self._parse, self._compute)
 
     def _parse(self, request):
-        texts = triton.strings(triton.input_array(request, "TEXT"), "TEXT")
-        for i, count in enumerate(token_counts(self.tokenizer, texts, self.max_tokens)):
-            if count > self.max_tokens:
-                raise BadRequest(
-                    f"TEXT item {i} is {count} tokens long; this model embeds at most {self.max_tokens} tokens "
-                    f"(about {self.max_tokens * 3} characters of English); split the text into shorter passages"
-                )
-        return texts
+        return embedding.texts_to_embed(request, self._token_counts, self.max_tokens)
+
+    def _token_counts(self, texts):
+        return token_counts(self.tokenizer, texts, self.max_tokens)
 
     def _compute(self, items):
         texts_in_batch = [text for texts in items for text in texts]
@@ -58,11 +52,4 @@ class TritonPythonModel:
             hidden = bls.call(self.encoder_model, feeds, [ENCODER_OUTPUT])[ENCODER_OUTPUT]
             parts.append(mean_pool_normalise(hidden, feeds["attention_mask"]))
         vectors = np.concatenate(parts)
-        responses, at = [], 0
-        for texts in items:
-            rows = vectors[at : at + len(texts)]
-            at += len(texts)
-            if not triton.batched(self.config):
-                rows = rows[0]
-            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("EMBEDDING", rows)]))
-        return responses
+        return embedding.embedding_responses(items, vectors, self.config)
