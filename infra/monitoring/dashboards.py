@@ -39,10 +39,10 @@ def _queries(panel: Any, queries: list[tuple[str, str]]) -> Any:
     return panel
 
 
-def _timeseries(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> timeseries.Panel:
+def _panel(panel: Any, title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> Any:
+    """Any panel builder, given the layout and datasource every panel here shares, and its queries."""
     panel = (
-        timeseries.Panel()
-        .title(title)
+        panel.title(title)
         .description(description)
         .unit(unit)
         .datasource(DATASOURCE)
@@ -50,19 +50,14 @@ def _timeseries(title: str, unit: str, description: str, queries: list[tuple[str
         .height(PANEL_HEIGHT)
     )
     return _queries(panel, queries)
+
+
+def _timeseries(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> timeseries.Panel:
+    return _panel(timeseries.Panel(), title, unit, description, queries)
 
 
 def _stat(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> stat.Panel:
-    panel = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .unit(unit)
-        .datasource(DATASOURCE)
-        .span(PANEL_WIDTH)
-        .height(PANEL_HEIGHT)
-    )
-    return _queries(panel, queries)
+    return _panel(stat.Panel(), title, unit, description, queries)
 
 
 def _base(uid: str, title: str, description: str) -> db.Dashboard:
