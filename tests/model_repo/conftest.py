@@ -216,6 +216,17 @@ class Serving:
         return sum(values)
 
 
+def voice_turn(serving: Serving, speech_sample: SpeechSample, max_tokens: int) -> list[StreamResponse]:
+    """One voice turn through ``voice_pipeline``: the spoken WAV in, every streamed response out."""
+    audio, rate = soundfile.read(speech_sample.wav, dtype="float32")
+    values = {
+        "AUDIO": audio,
+        "SAMPLE_RATE": np.array([rate], dtype=np.int32),
+        "MAX_TOKENS": np.array([max_tokens], dtype=np.int32),
+    }
+    return serving.stream("voice_pipeline", values)
+
+
 @pytest.fixture(scope="session")
 def serving(triton) -> Serving:
     return Serving(triton)

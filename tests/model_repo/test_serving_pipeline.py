@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
+
+from tests.model_repo.conftest import voice_turn
 
 pytestmark = pytest.mark.triton
 
@@ -25,13 +26,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "model_repo" / "artifacts" / "cor
 
 @pytest.fixture(scope="module")
 def turn(serving, speech_sample):
-    audio, rate = soundfile.read(speech_sample.wav, dtype="float32")
-    values = {
-        "AUDIO": audio,
-        "SAMPLE_RATE": np.array([rate], dtype=np.int32),
-        "MAX_TOKENS": np.array([MAX_TOKENS], dtype=np.int32),
-    }
-    return serving.stream("voice_pipeline", values)
+    return voice_turn(serving, speech_sample, MAX_TOKENS)
 
 
 def test_first_response_is_transcript_segments_and_passages(turn, speech_sample):

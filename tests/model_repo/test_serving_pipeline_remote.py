@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 from google.protobuf import text_format
 
 from infra.settings import load_stack_settings
@@ -30,7 +29,7 @@ from infra.triton.deployment import deployment_manifest
 from infra.triton.wiring import triton_settings
 from model_repo import catalog, render
 from model_repo.local_server import TritonServer
-from tests.model_repo.conftest import Serving
+from tests.model_repo.conftest import Serving, voice_turn
 
 pytestmark = pytest.mark.triton
 
@@ -120,23 +119,12 @@ def _ready(serving: Serving) -> set[str]:
     return {m["name"] for m in serving.http.get_model_repository_index() if m.get("state") == "READY"}
 
 
-def _turn(serving: Serving, speech_sample):
-    """One voice turn: the spoken WAV in, every streamed response out."""
-    audio, rate = soundfile.read(speech_sample.wav, dtype="float32")
-    values = {
-        "AUDIO": audio,
-        "SAMPLE_RATE": np.array([rate], dtype=np.int32),
-        "MAX_TOKENS": np.array([MAX_TOKENS], dtype=np.int32),
-    }
-    return serving.stream("voice_pipeline", values)
-
-
 def test_the_pipeline_streams_the_llm_of_the_other_pools_server_over_grpc(pools, speech_sample):
     llm, speech = pools
     with _serving(llm) as llm_serving, _serving(speech) as speech_serving:
         assert "llm_chat" not in _ready(speech_serving) and _ready(llm_serving) == {"llm_chat"}
         before = llm_serving.metric("nv_inference_request_success", "llm_chat")
-        turn = _turn(speech_serving, speech_sample)
+        turn = voice_turn(speech_serving, speech_sample, MAX_TOKENS)
         after = llm_serving.metric("nv_inference_request_success", "llm_chat")
 
     first = turn[0].outputs
