@@ -243,6 +243,6 @@ def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, t
             command = super()._command(install, backends, endpoints)
             return [f"--model-repository={uri}" if a.startswith("--model-repository=") else a for a in command]
 
-    with S3Triton(tmp_path, extra_args=flags, env={"AWS_DEFAULT_REGION": "us-east-1"}, startup_timeout_s=60) as server:
+    with S3Triton(tmp_path, extra_args=flags, env={"AWS_DEFAULT_REGION": "us-east-1"}, startup_timeout_s=120) as server:
         assert smoke_job.main(["--check", server.endpoints.grpc, "--wait", "10"]) == 0
         assert f"s3://{s3_endpoint}/{bucket}/{root.rstrip('/')}" in server.log_path.read_text()
