@@ -45,9 +45,9 @@ from pulumi.runtime import rpc  # noqa: E402
 import engines.provider as provider_module  # noqa: E402
 from engines.builders import spec_for  # noqa: E402
 from engines.builders.onnxruntime_builder import OnnxRuntimeBuilder  # noqa: E402
-from engines.digests import file_sha256  # noqa: E402
 from engines.provider import PROVIDER_VERSION, EngineProvider  # noqa: E402
 from engines.spec import BuilderSettings, InputProfile, SourceRef, Target, content_key  # noqa: E402
+from platform_spec.digests import file_sha256  # noqa: E402
 
 ADOPT_BUDGET_S = 1.0
 

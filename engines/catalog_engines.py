@@ -2,7 +2,7 @@
 
 Pure planning (no Pulumi): ``plan_engines`` turns the models ``model_repo.catalog.select`` returned
 and the stack's GPU pools into one ``PlannedEngine`` per (engine, pool), each passed through the
-compatibility gate. ``engines.declare`` turns plans into ``Engine`` resources.
+compatibility gate. ``infra.engine_declarations`` turns plans into ``Engine`` resources.
 
 * Models with catalog ``engines`` (ASR, TTS, embeddings) get one TensorRT plan per engine, per pool
   whose role is the model's pool, at the model's selected precision. Optimization profiles come from
@@ -64,7 +64,7 @@ LlmVariants = Literal["separate", "lora"]
 
 
 class PoolLike(Protocol):
-    """What planning needs from a GPU pool (``infra.settings.GpuPool``)."""
+    """What planning needs from a GPU pool (``platform_spec.settings.GpuPool``)."""
 
     name: str
     role: str

@@ -3,15 +3,15 @@
 A TensorRT plan loads only under the TensorRT version that built it and only on GPUs of the compute
 capability it was built for ("Serialized Engine Version mismatch", "generated on an incompatible
 device" are the failures this prevents). The gate compares an engine's target with the pool it is
-deployed to (GPU SKU -> compute capability, ``infra.gpus``) and the runtime inside the serving image
-(``infra.versions``), and fails with a message naming the engine, both sides and the fix. The program
+deployed to (GPU SKU -> compute capability, ``platform_spec.gpus``) and the runtime inside the serving image
+(``platform_spec.versions``), and fails with a message naming the engine, both sides and the fix. The program
 calls it while declaring engines, so a mismatch stops ``pulumi preview`` before anything is built.
 """
 
 from __future__ import annotations
 
 from engines.spec import EngineSpec
-from infra import gpus, versions
+from platform_spec import gpus, versions
 
 
 class EngineCompatibilityError(ValueError):
@@ -45,7 +45,7 @@ def compatibility_problems(
         return [f"{where}: it is a CPU (ONNX Runtime) artifact; GPU pools serve tensorrt/tensorrt_llm engines"]
     sku = gpus.GPU_SKUS.get(pool_gpu_sku)
     if sku is None:
-        return [f"{where}: pool GPU SKU {pool_gpu_sku!r} is unknown to infra/gpus.py"]
+        return [f"{where}: pool GPU SKU {pool_gpu_sku!r} is unknown to platform_spec/gpus.py"]
     problems = []
     serving = serving_version or serving_runtime_version(t.runtime)
     if t.runtime == "tensorrt":
@@ -59,7 +59,7 @@ def compatibility_problems(
             problems.append(
                 f"{where}: built for TensorRT {t.runtime_version} but the serving image runs TensorRT {serving} "
                 f"({versions.TRITON_IMAGE}); rebuild the engine for the serving release "
-                "(bump both in infra/versions.py)"
+                "(bump both in platform_spec/versions.py)"
             )
         cc_ok = t.compute_capability == sku.compute_capability or (
             s.hardware_compatibility == "ampere_plus" and _cc(sku.compute_capability) >= (8, 0)

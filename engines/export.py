@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.digests import file_sha256
 from engines.onnx_checks import Parity, compare, run_onnx
+from platform_spec.digests import file_sha256
 
 
 class ExportError(RuntimeError):

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from engines.digests import tree_digest
 from engines.sources import SourceError, download_s3, resolve_uri
 from engines.spec import SourceRef
 from engines.store.s3 import S3Options
+from platform_spec.digests import tree_digest
 
 DEFAULT_LOCK = Path(__file__).resolve().parent / "sources.lock.json"
 SCHEMA = 1

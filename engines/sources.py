@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from engines.digests import tree_digest
 from engines.spec import SourceRef
 from engines.store.s3 import S3Options, shared_client
+from platform_spec.digests import tree_digest
 
 
 class SourceError(RuntimeError):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra import gpus, versions
+from platform_spec import gpus, versions
 
 PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8")
 BUILDERS = ("tensorrt", "onnxruntime", "tensorrt_llm", "lora")
@@ -70,7 +70,7 @@ class SourceRef:
     """Where the builder reads its input from, and the sha256 the bytes must have.
 
     For a directory source (an HF checkpoint, a LoRA adapter) ``sha256`` is the tree digest of
-    ``engines.digests.tree_digest``. The URI is not part of the key: moving a file does not rebuild.
+    ``platform_spec.digests.tree_digest``. The URI is not part of the key: moving a file does not rebuild.
     """
 
     uri: str
@@ -151,7 +151,8 @@ class Target:
 
     @classmethod
     def for_gpu(cls, gpu_sku: str, runtime: str = "tensorrt") -> Target:
-        """The target of a GPU pool: compute capability from ``infra.gpus``, versions from ``infra.versions``."""
+        """The target of a GPU pool: compute capability from ``platform_spec.gpus``, versions from
+        ``platform_spec.versions``."""
         sku = gpus.GPU_SKUS.get(gpu_sku)
         if sku is None:
             raise SpecError([("gpu_sku", f"{gpu_sku!r} is not a known GPU SKU; use one of {sorted(gpus.GPU_SKUS)}")])
@@ -284,7 +285,7 @@ def semantic_problems(spec: EngineSpec) -> list[tuple[str, str]]:
                     (
                         "compute_capability",
                         f"{t.compute_capability!r} does not match {sku.name} "
-                        f"({sku.compute_capability}, infra/gpus.py); "
+                        f"({sku.compute_capability}, platform_spec/gpus.py); "
                         "build the target with Target.for_gpu",
                     )
                 )

@@ -1,4 +1,4 @@
-"""EKS managed add-ons, pinned in ``infra.versions.EKS_ADDONS``, and what the cluster needs once
+"""EKS managed add-ons, pinned in ``platform_spec.versions.EKS_ADDONS``, and what the cluster needs once
 nodes exist: cluster DNS and block storage.
 
 The add-ons that make a node Ready (VPC CNI, kube-proxy, Pod Identity agent) are created with the
@@ -18,9 +18,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra import versions
 from infra.aws_context import AwsContext
 from infra.iam import POD_IDENTITY_PRINCIPAL, role_with_managed_policies
+from platform_spec import versions
 
 # Monitoring's default ``storageClass`` is this name; PVCs that name no class get it too.
 DEFAULT_STORAGE_CLASS = "gp3"

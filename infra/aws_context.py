@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 
-from infra.settings import PROJECT, Settings, SettingsError
+from platform_spec.settings import PROJECT, Settings, SettingsError
 
 
 @dataclass(frozen=True)

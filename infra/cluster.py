@@ -28,7 +28,7 @@ from infra.addons import managed_addon
 from infra.aws_context import AwsContext
 from infra.iam import POD_IDENTITY_PRINCIPAL, role_with_managed_policies
 from infra.kubeconfig import kubeconfig_output
-from infra.settings import ClusterSettings
+from platform_spec.settings import ClusterSettings
 
 CONTROL_PLANE_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"

@@ -2,7 +2,7 @@
 
 Settings: ``devicePlugin.sharing`` / ``devicePlugin.replicas`` (time-slicing).
 
-Both come from NVIDIA's official Helm charts at the versions pinned in ``infra.versions``, into the
+Both come from NVIDIA's official Helm charts at the versions pinned in ``platform_spec.versions``, into the
 ``gpu-system`` namespace, through the platform's explicit Kubernetes provider. Both run only on GPU
 nodes (node affinity on the GPU SKU label) and tolerate the GPU taint. The DCGM exporter's own
 ServiceMonitor stays off: monitoring declares the scrape configuration it owns.
@@ -18,8 +18,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra import scheduling, versions
-from infra.settings import DevicePluginSettings
+from infra import scheduling
+from platform_spec import versions
+from platform_spec.settings import DevicePluginSettings
 
 NAMESPACE = "gpu-system"
 DEVICE_PLUGIN_RELEASE = "nvidia-device-plugin"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.settings import NetworkSettings
+from platform_spec.settings import NetworkSettings
 
 ELB_ROLE_TAG = "kubernetes.io/role/elb"  # internet-facing load balancers go here
 INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"  # internal load balancers go here

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra import scheduling, versions
+from infra import scheduling
 from infra.aws_context import AwsContext
 from infra.iam import role_with_managed_policies
-from infra.settings import GpuPool, SystemNodeGroup
+from platform_spec import versions
+from platform_spec.settings import GpuPool, SystemNodeGroup
 
 # The node role carries only what the kubelet itself needs: join the cluster and pull images.
 # The CNI policy is NOT here: aws-node has its own Pod Identity role (infra.cluster), so no pod on

@@ -30,7 +30,7 @@ import yaml
 
 from engines.source_lock import SourceLockError
 from infra.offline import ProgramRun, Registration, run_program
-from infra.settings import REPO_ROOT, SettingsError, read_stack_config
+from platform_spec.settings import REPO_ROOT, SettingsError, read_stack_config
 
 Summary = Callable[[dict[str, Any]], str]
 

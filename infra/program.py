@@ -7,30 +7,27 @@ stack outputs. Later parts take the ``Platform`` and add their components in ``b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from engines.build_access import EngineBuildAccess, EngineBuildAccessArgs
-from engines.catalog_engines import plan_engines
-from engines.declare import declare_engines
-from engines.source_lock import load_lock
 from infra import gpu_software
 from infra.addons import ClusterAddons, ClusterAddonsArgs
 from infra.aws_context import AwsContext, lookup_aws_context
 from infra.cluster import Cluster, ClusterArgs
+from infra.engine_build_access import EngineBuildAccess, EngineBuildAccessArgs
+from infra.engine_declarations import declare_engines
 from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
-from infra.monitoring import LatencySlos, Monitoring, MonitoringArgs
-from infra.monitoring import MonitoringSettings as MonitoringComponentSettings
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
 from infra.node_groups import NodeGroups, NodeGroupsArgs
-from infra.settings import PROJECT, REPO_ROOT, Settings, SettingsError, settings_from_pulumi_config
+from infra.stack_plan import plan_stack
 from infra.stores import Stores, StoresArgs
-from infra.triton.wiring import build_triton, triton_overrides, triton_settings
-from model_repo import catalog
+from infra.triton.wiring import build_triton
+from platform_spec.settings import Settings, settings_from_pulumi_config
 
 # Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
 # check it before reading the others; bump the major for a rename or removal, the minor for an addition.
@@ -155,38 +152,14 @@ def stack_outputs(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _triton_overrides(settings: Settings) -> dict[str, Any]:
-    """TritonSettings overrides from the stack's ``triton`` object, plus the stack-wide ``llmVariants``
-    (engines and serving must agree on it, so it is not a Triton-only override)."""
-    if "llmVariants" in settings.triton:
-        raise SettingsError(
-            "stack config",
-            [f"{PROJECT}:triton.llmVariants: set the top-level {PROJECT}:llmVariants instead (engines use it too)"],
-        )
-    return {**triton_overrides(settings.triton), "llm_variants": settings.llm_variants}
-
-
-def _latency_slos(models: Sequence[Any]) -> LatencySlos:
-    """Alert thresholds per role: the tightest p99 SLO the catalog gives a model of that role."""
-
-    def tightest(role: str) -> float:
-        return min(m.latency_slo_p99_ms for m in models if m.role == role) / 1000
-
-    return LatencySlos(
-        asr_p99_seconds=tightest("asr"), tts_p99_seconds=tightest("tts"), llm_p99_seconds=tightest("llm")
-    )
-
-
 def build(settings: Settings) -> dict[str, Any]:
     """Declare the stack described by ``settings``; return its outputs.
 
-    Everything that can reject the stack's config (model selection, engine plan against the source
-    lock and the pools' GPUs, Triton serving settings) is checked before the first resource."""
-    models = catalog.select(settings.models)
-    lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
-    plan_engines(models, settings.gpu_pools, lock, settings.llm_variants)
-    triton_overrides = _triton_overrides(settings)
-    serving = triton_settings(settings, triton_overrides)
+    The stack plan (model selection, engine plan against the source lock and the pools' GPUs, the
+    pools' fit) is derived once, first, so everything that can reject the stack's config fails
+    before the first resource."""
+    plan = plan_stack(settings)
+    serving = plan.serving
 
     platform = build_platform(settings)
     build_access = EngineBuildAccess(
@@ -201,13 +174,10 @@ def build(settings: Settings) -> dict[str, Any]:
         ),
     )
     engines = declare_engines(
-        models,
-        settings.gpu_pools,
+        plan.engines,
         store_uri=platform.stores.bucket_name.apply(lambda bucket: f"s3://{bucket}/"),
         kubeconfig=platform.cluster.kubeconfig,
         runner_settings={**build_access.runner_settings(), "timeout_seconds": settings.engines.build_timeout_seconds},
-        lock=lock,
-        llm_variants=settings.llm_variants,
         delete_artifacts=settings.engines.delete_artifacts,
         opts=pulumi.ResourceOptions(
             depends_on=[build_access, platform.gpu_software, *platform.node_groups.gpu.values()]
@@ -217,16 +187,16 @@ def build(settings: Settings) -> dict[str, Any]:
         platform.name,
         MonitoringArgs(
             k8s_provider=platform.k8s_provider,
-            settings=MonitoringComponentSettings(**settings.monitoring.model_dump()),
+            settings=settings.monitoring,
             namespace=serving.monitoring_namespace,
             triton_namespace=serving.namespace,
             dcgm_namespace=gpu_software.NAMESPACE,
-            model_roles={m.name: m.role for m in models},
-            slos=_latency_slos(models),
+            model_roles={m.name: m.role for m in plan.models},
+            slos=plan.slos,
             after=[platform.addons, platform.node_groups.system],
         ),
     )
-    triton = build_triton(platform, engines=engines, overrides=triton_overrides, after=[monitoring])
+    triton = build_triton(platform, plan, engines=engines, after=[monitoring])
     return {
         **stack_outputs(platform),
         **triton.outputs,

@@ -6,7 +6,7 @@ spelling the strings again, so a label rename is one edit and a typo is an impor
 
 from __future__ import annotations
 
-from infra.settings import GpuPool
+from platform_spec.settings import GpuPool
 
 # Node labels set on every managed node group (EKS applies them at node registration).
 ROLE_LABEL = "platform.io/role"  # "system", or the pool's role: "llm" | "speech"

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.builders import spec_for
-from engines.digests import file_sha256
 from engines.provider import PROVIDER_VERSION, EngineProvider
 from engines.spec import BuilderSettings, InputProfile, SourceRef, Target, content_key
 from engines.store.local import LocalStore
 from model_repo.catalog import CATALOG, effective_batching
+from platform_spec.digests import file_sha256
 
 ARTIFACT_MANIFEST = "artifact.json"
 PRECISION = "fp32"  # ONNX Runtime's CPU provider: fp32 is the precision the parity check holds to 1e-4

@@ -59,7 +59,7 @@ class UpReport:
 
 def stack_models(stack: str, only: Sequence[str] = (), overrides_dir: Path = catalog.OVERRIDES_DIR) -> list[ModelSpec]:
     """The stack's enabled models (``--only``: those and what they call), with the CPU overrides applied."""
-    from infra.settings import SettingsError, load_stack_settings
+    from platform_spec.settings import SettingsError, load_stack_settings
 
     try:
         settings = load_stack_settings(stack)

@@ -34,7 +34,7 @@ from model_repo.render import LLM_VARIANT_MODES, RenderError, RenderResult, rend
 
 def _load_selection(stack: str) -> list[ModelSpec]:
     # Imported here so `catalog` works without the Pulumi-side settings module's dependencies.
-    from infra.settings import SettingsError, load_stack_settings
+    from platform_spec.settings import SettingsError, load_stack_settings
 
     try:
         settings = load_stack_settings(stack)

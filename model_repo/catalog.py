@@ -91,7 +91,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
-from infra import gpus
+from platform_spec import gpus
 
 Role = Literal["llm", "asr", "tts", "vad", "anc", "embed", "retriever", "pipeline"]
 Target = Literal["gpu", "cpu"]
@@ -268,7 +268,7 @@ class ModelSpec:
 
 
 class ModelSelectionLike(Protocol):
-    """What :func:`select` needs from a stack setting (``infra.settings.ModelSelection``)."""
+    """What :func:`select` needs from a stack setting (``platform_spec.settings.ModelSelection``)."""
 
     enabled: bool
     precision: str | None
@@ -995,7 +995,7 @@ def gpu_memory_by_pool(specs: Iterable[ModelSpec]) -> dict[str, int]:
 
     A model's estimate covers one instance of everything it runs on the GPU (the LLM instance, or one
     instance of each of its engines); more instances per GPU multiply it. Models that run on CPU
-    count 0. Compare against the pool SKU's memory (``infra.gpus``) before deploying.
+    count 0. Compare against the pool SKU's memory (``platform_spec.gpus``) before deploying.
     """
     totals: dict[str, int] = {}
     for spec in specs:

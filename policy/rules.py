@@ -131,7 +131,7 @@ _SERVING_WORKLOADS = {
 }
 
 # GPU instance families (EC2 accelerated computing with NVIDIA GPUs). A test checks this covers every
-# family that infra/gpus.py maps to a GPU SKU, so the two lists cannot drift apart.
+# family that platform_spec/gpus.py maps to a GPU SKU, so the two lists cannot drift apart.
 GPU_INSTANCE_FAMILIES = frozenset(
     {"g4dn", "g5", "g5g", "g6", "g6e", "g6f", "gr6", "gr6f", "g7e", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en",
      "p6-b200", "p6-b300", "p6e-gb200"}

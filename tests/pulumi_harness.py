@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from infra.offline import PlatformMocks, ProgramRun, Registration, run_program
-from infra.settings import read_stack_config
+from platform_spec.settings import read_stack_config
 
 __all__ = [
     "PlatformMocks",

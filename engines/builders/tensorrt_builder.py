@@ -1,6 +1,6 @@
 """GPU target: ONNX -> TensorRT plan through the TensorRT Python API, on the GPU the plan will run on.
 
-Runs inside the NVIDIA TensorRT image of the serving Triton release (``infra.versions``), started by
+Runs inside the NVIDIA TensorRT image of the serving Triton release (``platform_spec.versions``), started by
 the Kubernetes Job runner on the target pool; ``tensorrt`` (and ``modelopt`` for Q/DQ) are imported
 lazily and exist only there. Settings used: precision (builder flags, or none for strongly typed
 networks), optimization profiles, workspace, builder optimization level, version and hardware
@@ -44,7 +44,7 @@ class TensorRtBuilder:
             except ImportError:
                 raise BuildError(
                     "the tensorrt builder needs the TensorRT Python package; it runs in the NVIDIA TensorRT image "
-                    "(infra.versions.TENSORRT_BUILD_IMAGE) through the Kubernetes runner, not on this machine"
+                    "(platform_spec.versions.TENSORRT_BUILD_IMAGE) through the Kubernetes runner, not on this machine"
                 ) from None
         return self._trt
 
@@ -146,7 +146,7 @@ class TensorRtBuilder:
         if not (trt.__version__ == want or trt.__version__.startswith(want + ".")):
             raise BuildError(
                 f"this builder has TensorRT {trt.__version__} but {spec.model} targets {want} (the serving Triton "
-                "image's); build in infra.versions.TENSORRT_BUILD_IMAGE",
+                "image's); build in platform_spec.versions.TENSORRT_BUILD_IMAGE",
                 ctx.log.text(),
             )
         found = self._probe()

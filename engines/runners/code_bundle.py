@@ -1,4 +1,4 @@
-"""The build Job's code: this package and the two ``infra`` fact modules, as one deterministic zip.
+"""The build Job's code: this package and the ground-floor modules it imports, as one deterministic zip.
 
 The Job runs the NVIDIA TensorRT image of the serving release unmodified (its TensorRT is the one
 Triton serves with); the builder code reaches it as a zip in a ConfigMap, imported from PYTHONPATH
@@ -17,6 +17,7 @@ import engines
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 # ConfigMaps hold at most 1 MiB; the code is a few dozen KB, this guards against shipping data.
 MAX_BUNDLE_BYTES = 900 * 1024
+JOB_GROUND_FLOOR_MODULES = ("__init__.py", "digests.py", "gpus.py", "versions.py")
 
 
 def code_bundle() -> bytes:
@@ -25,10 +26,10 @@ def code_bundle() -> bytes:
     entries: dict[str, bytes] = {}
     for path in sorted(package.rglob("*.py")):
         entries[path.relative_to(repo).as_posix()] = path.read_bytes()
-    # engines.spec reads GPU facts and pinned versions; nothing else of infra is needed in the Job.
-    entries["infra/__init__.py"] = b""
-    for name in ("gpus.py", "versions.py"):
-        entries[f"infra/{name}"] = (repo / "infra" / name).read_bytes()
+    # The engines read GPU facts, pinned versions and digests from the ground floor, under their real
+    # import path; the settings parser stays out (the Job's image has no pydantic and reads no config).
+    for name in JOB_GROUND_FLOOR_MODULES:
+        entries[f"platform_spec/{name}"] = (repo / "platform_spec" / name).read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(entries):

@@ -2,7 +2,7 @@
 
 The Job provisions one pod on a node of the engine's GPU pool (node selector on the pool and GPU SKU
 labels, toleration of the GPU taint, one ``nvidia.com/gpu``), in the NVIDIA image whose TensorRT
-matches the serving Triton image (``infra.versions``). The pod runs ``engines.job_main`` from a
+matches the serving Triton image (``platform_spec.versions``). The pod runs ``engines.job_main`` from a
 ConfigMap-mounted code zip and publishes to the store itself, with the service account's Pod
 Identity/IRSA role. The runner polls with progress messages, returns the published metadata,
 raises with the pod's log on failure and with a clear message on timeout, and always deletes the
@@ -25,7 +25,7 @@ from engines.builders.base import BuildError
 from engines.runners.code_bundle import code_bundle
 from engines.spec import EngineSpec, content_key
 from engines.store.base import ArtifactMetadata, ArtifactStore
-from infra import versions
+from platform_spec import versions
 
 GPU_SKU_LABEL = "platform.io/gpu-sku"
 POOL_LABEL = "platform.io/pool"

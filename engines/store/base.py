@@ -56,7 +56,7 @@ class BuildRecord:
 class ArtifactMetadata:
     key: str
     builder: str
-    sha256: str  # manifest digest of the artifact directory (engines.digests.manifest_digest)
+    sha256: str  # manifest digest of the artifact directory (platform_spec.digests.manifest_digest)
     size_bytes: int
     files: tuple[StoredFile, ...]
     primary: str

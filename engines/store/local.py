@@ -11,7 +11,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-from engines.digests import file_sha256
 from engines.store.base import (
     ARTIFACT_DIR,
     ENGINES_PREFIX,
@@ -27,6 +26,7 @@ from engines.store.base import (
     published_metadata,
 )
 from engines.store.manifest import describe_directory, metadata_for
+from platform_spec.digests import file_sha256
 
 
 class LocalStore:

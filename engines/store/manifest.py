@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engines.digests import file_sha256, list_files, manifest_digest
 from engines.store.base import ArtifactMetadata, BuildRecord, StoredFile, log_excerpt
+from platform_spec.digests import file_sha256, list_files, manifest_digest
 
 
 def describe_directory(directory: Path) -> tuple[StoredFile, ...]:

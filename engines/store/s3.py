@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.digests import CHUNK, file_sha256
 from engines.store.base import (
     ARTIFACT_DIR,
     ENGINES_PREFIX,
@@ -38,6 +37,7 @@ from engines.store.base import (
     published_metadata,
 )
 from engines.store.manifest import describe_directory, metadata_for
+from platform_spec.digests import CHUNK, file_sha256
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest multipart part
 DEFAULT_PART_BYTES = 64 * 1024 * 1024

@@ -6,6 +6,7 @@ with their promtool unit tests in ``rules/tests/``; runbooks in ``RUNBOOKS.md``.
 """
 
 from infra.monitoring.component import Monitoring, MonitoringArgs
-from infra.monitoring.settings import LatencySlos, MonitoringSettings, MonitoringSettingsError
+from infra.monitoring.slos import LatencySlos, MonitoringSettingsError
+from platform_spec.settings import MonitoringSettings
 
 __all__ = ["LatencySlos", "Monitoring", "MonitoringArgs", "MonitoringSettings", "MonitoringSettingsError"]

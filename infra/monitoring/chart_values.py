@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.monitoring.settings import MonitoringSettings
+from platform_spec.settings import MonitoringSettings
 
 RELEASE_NAME = "kube-prometheus-stack"
 # The chart's fullname (truncated at 26 characters by the chart): Prometheus' Service is

@@ -3,7 +3,7 @@
 ``Monitoring`` provisions, through the explicit Kubernetes provider it is given:
 
 * the monitoring namespace;
-* kube-prometheus-stack from its official Helm chart (pin: ``infra.versions``), with
+* kube-prometheus-stack from its official Helm chart (pin: ``platform_spec.versions``), with
   Prometheus on a persistent volume and retention / retention size from
   ``MonitoringSettings``; Alertmanager reading its receivers from the existing Secret
   ``settings.alertmanager_config_secret``; Grafana with its admin credentials from a
@@ -30,7 +30,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra import versions
 from infra.monitoring import chart_values
 from infra.monitoring.dashboards import build_dashboards, dashboard_json
 from infra.monitoring.monitors import (
@@ -39,7 +38,9 @@ from infra.monitoring.monitors import (
     triton_service_monitor_spec,
 )
 from infra.monitoring.rule_files import render_rule_files
-from infra.monitoring.settings import LatencySlos, MonitoringSettings
+from infra.monitoring.slos import LatencySlos
+from platform_spec import versions
+from platform_spec.settings import MonitoringSettings
 
 MONITORING_API_VERSION = "monitoring.coreos.com/v1"
 GRAFANA_ADMIN_SECRET = "grafana-admin"

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from infra.monitoring.settings import MonitoringSettingsError
+from infra.monitoring.slos import MonitoringSettingsError
 
 # Contract with the Triton Services (labels and port name) and the DCGM exporter chart.
 TRITON_SERVICE_SELECTOR = {"app.kubernetes.io/name": "triton"}

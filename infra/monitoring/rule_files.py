@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from infra.monitoring.settings import LatencySlos, MonitoringSettingsError
+from infra.monitoring.slos import LatencySlos, MonitoringSettingsError
 
 RULES_DIR = Path(__file__).parent / "rules"
 SLO_GROUP = "triton-slo"

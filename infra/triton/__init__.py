@@ -2,5 +2,5 @@
 Deployment per GPU pool, autoscaling on queue time and a post-deploy smoke Job.
 
 Entry point: :class:`infra.triton.component.TritonPlatform` (settings in
-:mod:`infra.triton.settings`).
+:mod:`platform_spec.serving`).
 """

@@ -6,7 +6,7 @@ Pods: a HorizontalPodAutoscaler per pool on an Object metric of the pool's Servi
 means under-reports queueing when a busy model shares a pod with idle ones (one model at 100 req/s
 waiting 1 ms and one at 1 req/s waiting 100 ms average 50 ms per model, but requests wait 2 ms),
 and GPU utilisation says nothing about latency (a GPU at 100% with an empty queue is healthy).
-prometheus-adapter (pinned chart, ``infra.versions.PROMETHEUS_ADAPTER_CHART``) serves the metric from
+prometheus-adapter (pinned chart, ``platform_spec.versions.PROMETHEUS_ADAPTER_CHART``) serves the metric from
 kube-prometheus-stack's Prometheus through ``custom.metrics.k8s.io``; :func:`adapter_rule` is the
 rule and a test evaluates its query with promtool. Bounds and the target per pool are
 ``TritonSettings.pools[*].min_replicas / max_replicas / target_queue_ms``.
@@ -34,12 +34,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra import versions
 from infra.iam import POD_IDENTITY_PRINCIPAL, service_trust_policy
+from infra.monitoring.chart_values import PROMETHEUS_PORT, PROMETHEUS_SERVICE
 from infra.scheduling import system_node_labels
-from infra.settings import GpuPool
 from infra.triton.deployment import pool_resource_name
-from infra.triton.settings import PoolServing, TritonSettings
+from platform_spec import versions
+from platform_spec.serving import PoolServing, TritonSettings
+from platform_spec.settings import GpuPool
 
 QUEUE_METRIC = "triton_queue_ms_per_request"
 RATE_WINDOW = "2m"  # 8 scrapes at the 15 s interval: steady enough, still reacts within minutes
@@ -75,10 +76,18 @@ def expand_adapter_query(query: str, label_matchers: Mapping[str, str], group_by
     return query.replace("<<.LabelMatchers>>", matchers).replace("<<.GroupBy>>", group_by)
 
 
+def prometheus_url(settings: TritonSettings) -> str:
+    """The configured Prometheus URL, or kube-prometheus-stack's Service in the monitoring namespace."""
+    if settings.prometheus_url is not None:
+        return settings.prometheus_url
+    return f"http://{PROMETHEUS_SERVICE}.{settings.monitoring_namespace}.svc:{PROMETHEUS_PORT}"
+
+
 def adapter_values(settings: TritonSettings) -> dict[str, Any]:
-    url, _, port = settings.prometheus_url.rpartition(":")
+    configured = prometheus_url(settings)
+    url, _, port = configured.rpartition(":")
     if not port.isdigit():
-        url, port = settings.prometheus_url, "80"
+        url, port = configured, "80"
     return {
         "prometheus": {"url": url, "port": int(port), "path": ""},
         "rules": {"default": False, "custom": [adapter_rule()], "external": [], "resource": {}},

@@ -13,8 +13,9 @@ Provisions, in order:
   5. prometheus-adapter serving the queue-time metric, Cluster Autoscaler for the node groups;
   6. the smoke Job, after every Deployment is rolled out.
 
-Settings: the stack ``Settings`` (region, ``gpuPools``, ``models``, tags) and ``TritonSettings``
-(sizes, bounds, targets, NLB, client namespaces; see :mod:`infra.triton.settings`).
+Settings: the stack's region and ``gpuPools``, the served models and source lock from the stack plan
+(``infra.stack_plan``), and ``TritonSettings``
+(sizes, bounds, targets, NLB, client namespaces; see :mod:`platform_spec.serving`).
 Outputs: per pool HTTP and gRPC endpoints (and the NLB hostname when on), served models with their
 versions, image references by digest, the repository version and its S3 URIs.
 """
@@ -29,8 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from engines.source_lock import load_lock
-from infra.settings import REPO_ROOT, GpuPool, Settings
+from engines.source_lock import SourceLock
 from infra.triton import deployment, probes
 from infra.triton.autoscaling import GpuNodeAutoscaler, QueueTimeAutoscaling, hpa_manifest
 from infra.triton.identity import TritonIdentity
@@ -44,51 +44,19 @@ from infra.triton.publication import (
     RenderedRepository,
     render_gpu_repository,
 )
-from infra.triton.settings import TritonSettings
 from infra.triton.smoke import grpc_endpoint, smoke_job_manifest
 from model_repo import catalog
 from model_repo.render import VERSION as MODEL_VERSION
-
-
-class TritonConfigError(ValueError):
-    """The stack cannot serve as configured; the message names the setting and the fix."""
-
-
-def gpu_specs(settings: Settings) -> list[catalog.ModelSpec]:
-    """The enabled models with their gpu overrides, exactly as ``python -m model_repo render`` selects them."""
-    specs = catalog.select(settings.models)
-    return catalog.apply_overrides(specs, "gpu", catalog.load_overrides("gpu"))
-
-
-def check_pools(settings: Settings, specs: Sequence[catalog.ModelSpec]) -> None:
-    """Every pool role has models, and each pool's GPU can run its models' precision (FP8 needs Ada/Hopper)."""
-    problems = []
-    for pool in settings.gpu_pools:
-        for spec in (s for s in specs if s.pool == pool.role):
-            try:
-                catalog.check_precision_for_gpu(spec, pool.gpu_sku)
-            except catalog.CatalogError as exc:
-                problems.append(f"gpuPools[{pool.name}]: {exc}")
-    for pool in settings.gpu_pools:
-        if not any(s.pool == pool.role for s in specs):
-            problems.append(
-                f"GPU pool {pool.name!r} (role {pool.role}) serves no enabled model; enable a {pool.role} model "
-                "in the stack's `models` config or remove the pool"
-            )
-    roles = {p.role for p in settings.gpu_pools}
-    orphans = sorted({s.name for s in specs if s.pool not in roles})
-    if orphans:
-        problems.append(
-            f"models {orphans} run on pool role(s) {sorted({s.pool for s in specs if s.name in orphans})} but "
-            f"gpuPools has none; add such a pool or disable them in `models`"
-        )
-    if problems:
-        raise TritonConfigError("Triton cannot serve this stack:\n" + "\n".join(f"  - {p}" for p in problems))
+from platform_spec.serving import TritonSettings
+from platform_spec.settings import REPO_ROOT, GpuPool
 
 
 @dataclass(frozen=True)
 class TritonPlatformArgs:
-    settings: Settings
+    gpu_pools: Sequence[GpuPool]
+    region: str
+    specs: Sequence[catalog.ModelSpec]  # the served models with their gpu overrides (StackPlan.gpu_specs)
+    sources: SourceLock  # the stack's engine source lock (pins export:// and hf:// files)
     triton: TritonSettings
     k8s_provider: k8s.Provider
     cluster_name: pulumi.Input[str]
@@ -204,22 +172,21 @@ class TritonPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TritonPlatformArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:triton:TritonPlatform", name, None, opts)
-        settings, triton = args.settings, args.triton
-        for pool in settings.gpu_pools:
+        triton = args.triton
+        for pool in args.gpu_pools:
             triton.pool(pool.name)  # every pool has serving settings (clear error otherwise)
-        specs = gpu_specs(settings)
-        check_pools(settings, specs)
+        specs = list(args.specs)
         self.rendered: RenderedRepository = render_gpu_repository(
             specs, llm_variants=triton.llm_variants, build_root=args.build_root
         )
         repository_args = ModelRepositoryArgs(
             rendered=self.rendered,
-            gpu_pools=settings.gpu_pools,
+            gpu_pools=args.gpu_pools,
             bucket=args.bucket,
             engines=args.engines,
-            region=settings.region,
+            region=args.region,
             tags=args.tags,
-            sources=load_lock(REPO_ROOT / settings.engines.sources_lock),
+            sources=args.sources,
         )
         # Every engine and packaged file must be placeable before anything is declared (no image
         # build, no upload for a repository that could never be complete).
@@ -229,7 +196,7 @@ class TritonPlatform(pulumi.ComponentResource):
 
         # 1. images, one per role the pools need
         self.images: dict[str, TritonImage] = {}
-        for role in sorted({p.role for p in settings.gpu_pools}):
+        for role in sorted({p.role for p in args.gpu_pools}):
             flavour = flavour_of_role(role)
             self.images[flavour] = TritonImage(
                 f"{name}-image-{flavour}",
@@ -258,7 +225,7 @@ class TritonPlatform(pulumi.ComponentResource):
             service_account=deployment.SERVICE_ACCOUNT,
             bucket_arn=args.bucket_arn,
             kms_key_arn=args.kms_key_arn,
-            region=settings.region,
+            region=args.region,
             tags=args.tags,
             opts=child,
         )
@@ -280,19 +247,19 @@ class TritonPlatform(pulumi.ComponentResource):
         ]
 
         # 4. the pools
-        pools_by_name = {p.name: p for p in settings.gpu_pools}
+        pools_by_name = {p.name: p for p in args.gpu_pools}
         grpc_endpoints = {
-            p.name: grpc_endpoint(deployment.service_dns(p, triton)) for p in settings.gpu_pools
+            p.name: grpc_endpoint(deployment.service_dns(p, triton)) for p in args.gpu_pools
         }
         ready_first = [service_account, self.identity, self.repository, *policies, *args.after]
         self.pools: dict[str, TritonPool] = {}
-        for pool in settings.gpu_pools:
+        for pool in args.gpu_pools:
             self.pools[pool.name] = TritonPool(
                 f"{name}-{pool.name}",
                 TritonPoolArgs(
                     pool=pool,
                     triton=triton,
-                    region=settings.region,
+                    region=args.region,
                     image=self.images[flavour_of_role(pool.role)].reference,
                     repository_uri=self.repository.pool_uris[pool.name],
                     repository_version=self.repository.version,
@@ -314,7 +281,7 @@ class TritonPlatform(pulumi.ComponentResource):
             self.node_autoscaler = GpuNodeAutoscaler(
                 f"{name}-node-autoscaler",
                 cluster_name=args.cluster_name,
-                region=settings.region,
+                region=args.region,
                 k8s_provider=args.k8s_provider,
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
@@ -324,7 +291,7 @@ class TritonPlatform(pulumi.ComponentResource):
         self.served: dict[str, list[str]] = self.repository.served
         self.smoke_job: k8s.batch.v1.Job | None = None
         if triton.smoke:
-            run_on = next((p for p in settings.gpu_pools if p.role == "speech"), settings.gpu_pools[0])
+            run_on = next((p for p in args.gpu_pools if p.role == "speech"), args.gpu_pools[0])
             targets = {grpc_endpoints[p]: models for p, models in self.served.items() if models}
             job = smoke_job_manifest(
                 settings=triton,

@@ -17,13 +17,13 @@ from typing import Any
 
 import pulumi
 
-from infra import versions
 from infra.monitoring.monitors import TRITON_METRICS_ARGS
 from infra.scheduling import GPU_TOLERATION, gpu_pool_selector
-from infra.settings import GpuPool
 from infra.triton import probes
 from infra.triton.network_policy import GRPC_PORT, HTTP_PORT, METRICS_PORT, NAME_LABEL, TRITON_NAME
-from infra.triton.settings import PoolServing, TritonSettings
+from platform_spec import versions
+from platform_spec.serving import PoolServing, TritonSettings
+from platform_spec.settings import GpuPool
 
 POOL_LABEL = "platform.io/pool"
 SERVICE_ACCOUNT = "triton"

@@ -2,7 +2,7 @@
 repository with pulumi-docker; workloads reference them by digest.
 
 Two flavours share one Dockerfile: ``llm`` on the TensorRT-LLM flavour of the pinned Triton release,
-``speech`` on the plain image (``infra.versions``). The tag is the flavour, the Triton release and a
+``speech`` on the plain image (``platform_spec.versions``). The tag is the flavour, the Triton release and a
 digest of every file in the build context: the ECR repository has immutable tags, so the same
 context always pushes the same tag (a no-op) and any change pushes a new one, never overwriting.
 Pods use ``repo@sha256:...`` (the digest the registry returned), so what runs is exactly what was
@@ -32,13 +32,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from infra import versions
-from infra.settings import REPO_ROOT
+from platform_spec import versions
+from platform_spec.settings import REPO_ROOT
 
 DOCKERFILE = Path("docker/triton/Dockerfile")
 DEFAULT_CONTEXT_ROOT = REPO_ROOT / "build" / "triton-image-context"
 # What the build context holds (a test checks every COPY source of the Dockerfile is among them).
-CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "model_repo", "infra/triton/smoke_job.py")
+CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "platform_spec", "model_repo", "infra/triton/smoke_job.py")
 _EXCLUDED_PARTS = {"__pycache__", "tests"}
 PLATFORM = "linux/amd64"  # every GPU instance family the platform supports is x86_64
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.triton.settings import TritonSettings
+from platform_spec.serving import TritonSettings
 
 NAME_LABEL = "app.kubernetes.io/name"
 TRITON_NAME = "triton"

@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from infra.triton.settings import PoolServing
+from platform_spec.serving import PoolServing
 
 # Worst-case load seconds per role: S3 download into the pod, then deserialize/initialize, on the
 # slowest instance type of the stacks. LLM: ~9 GB FP8 checkpoint (16 GB BF16) at ~150 MB/s plus

@@ -61,10 +61,10 @@ import pulumi
 import pulumi_aws as aws
 
 from engines.source_lock import SourceLock, load_lock
-from infra.settings import REPO_ROOT, GpuPool
 from infra.triton.store_copy import StoreCopy
 from model_repo.catalog import ModelSpec
 from model_repo.render import ENDPOINT_POOL_SUFFIX, MANIFEST, RenderedModel, render_repository
+from platform_spec.settings import REPO_ROOT, GpuPool
 
 REPOSITORIES_PREFIX = "triton-repositories"
 # Where the export step uploads the files it writes (``export://<model>/<file>``) in the model store.
@@ -119,7 +119,7 @@ class EngineRef:
 
 
 def engines_by_pool(declared: Mapping[tuple[str, str], Any]) -> dict[str, dict[str, EngineLike]]:
-    """``engines.declare.declare_engines`` output ((engine, pool) -> DeclaredEngine) -> pool -> engine -> Engine."""
+    """``declare_engines`` output ((engine, pool) -> DeclaredEngine) -> pool -> engine -> Engine."""
     result: dict[str, dict[str, EngineLike]] = {}
     for (engine, pool), item in declared.items():
         result.setdefault(pool, {})[engine] = getattr(item, "resource", item)
@@ -194,7 +194,7 @@ def render_gpu_repository(
 
 def required_engines(rendered: RenderedRepository, gpu_pools: Sequence[GpuPool]) -> list[tuple[str, str]]:
     """(pool, engine name) of every engine-built artifact the repository places (what the program
-    must declare with ``engines.declare.declare_engines``)."""
+    must declare with ``infra.engine_declarations.declare_engines``)."""
     needed = []
     for pool in gpu_pools:
         for model in rendered.models_for(pool):

@@ -19,10 +19,10 @@ from typing import Any
 import pulumi
 
 from infra.scheduling import GPU_TOLERATION, gpu_pool_selector
-from infra.settings import GpuPool
 from infra.triton.deployment import container_security_context, pod_security_context
 from infra.triton.network_policy import GRPC_PORT, NAME_LABEL, SMOKE_NAME
-from infra.triton.settings import TritonSettings
+from platform_spec.serving import TritonSettings
+from platform_spec.settings import GpuPool
 
 JOB_NAME = "triton-smoke"
 SCRIPT = "/opt/platform/bin/triton_smoke.py"

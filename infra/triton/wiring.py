@@ -1,11 +1,12 @@
-"""How the program adds Triton to a stack: one call with the foundation and the declared engines.
+"""How the program adds Triton to a stack: one call with the foundation, the stack plan and the engines.
 
     from infra.triton.wiring import build_triton
-    triton = build_triton(platform, engines=declared_engines)   # in infra.program.build
+    triton = build_triton(platform, plan, engines=declared_engines)   # in infra.program.build
     outputs.update(triton.outputs)
 
-``TritonSettings`` come from :meth:`TritonSettings.defaults` for the stack's environment and GPU
-pools, overridden by ``overrides`` (the stack config's ``triton`` object mapped to field names).
+Serving settings (``TritonSettings``) were parsed with the rest of the stack config
+(``platform_spec.settings.Settings.serving``); the served models and the source lock come from the
+stack plan (``infra.stack_plan``).
 """
 
 from __future__ import annotations
@@ -16,71 +17,16 @@ from typing import Any
 
 import pulumi
 
+from infra.stack_plan import StackPlan
 from infra.triton.component import TritonPlatform, TritonPlatformArgs
 from infra.triton.publication import DEFAULT_BUILD_ROOT, EngineLike, engines_by_pool
-from infra.triton.settings import PoolServing, TritonSettings, TritonSettingsError
-
-CONFIG_KEY = "triton-platform:triton"
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
-
-
-def triton_overrides(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The stack config's ``triton`` object (camelCase keys) -> ``TritonSettings.defaults`` overrides.
-
-    Unknown keys fail naming the config key and the allowed ones (a typo must not fall back to a default).
-    """
-    import dataclasses
-
-    top = {f.name for f in dataclasses.fields(TritonSettings)} - {"pools"}
-    per_pool = {f.name for f in dataclasses.fields(PoolServing)}
-    overrides: dict[str, Any] = {}
-    for key, value in (raw or {}).items():
-        name = _snake(key)
-        if key == "pools":
-            if not isinstance(value, Mapping):
-                raise TritonSettingsError(f"{CONFIG_KEY}.pools = {value!r}: map pool names to their settings")
-            pools = {}
-            for pool, fields in value.items():
-                if not isinstance(fields, Mapping):
-                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool} = {fields!r}: expected an object")
-                converted = {_snake(k): v for k, v in fields.items()}
-                unknown = sorted(k for k, n in zip(fields, converted, strict=True) if n not in per_pool)
-                if unknown:
-                    allowed = sorted(_camel(n) for n in per_pool)
-                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool}: unknown keys {unknown}; allowed {allowed}")
-                pools[pool] = converted
-            overrides["pools"] = pools
-        elif name in top:
-            overrides[name] = tuple(value) if isinstance(value, list) else value
-        else:
-            allowed = sorted(["pools", *(_camel(n) for n in top)])
-            raise TritonSettingsError(f"{CONFIG_KEY}.{key}: unknown key; allowed {allowed}")
-    return overrides
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def triton_settings(settings: Any, overrides: Mapping[str, Any] | None = None) -> TritonSettings:
-    """Defaults for the stack's environment and pools, the VPC CIDR as the NLB's source range."""
-    return TritonSettings.defaults(
-        settings.environment,
-        settings.gpu_pools,
-        vpc_cidr=settings.network.vpc_cidr if settings.network.existing_vpc is None else None,
-        **dict(overrides or {}),
-    )
 
 
 def build_triton(
     platform: Any,
+    plan: StackPlan,
     *,
     engines: Mapping[Any, Any],
-    overrides: Mapping[str, Any] | None = None,
     after: Sequence[pulumi.Resource] = (),
     build_root: Path = DEFAULT_BUILD_ROOT,
     name: str | None = None,
@@ -95,12 +41,14 @@ def build_triton(
         by_pool: Mapping[str, Mapping[str, EngineLike]] = engines_by_pool(engines)
     else:
         by_pool = engines  # type: ignore[assignment]
-    settings = platform.settings
     return TritonPlatform(
         name or f"{platform.name}-triton",
         TritonPlatformArgs(
-            settings=settings,
-            triton=triton_settings(settings, overrides),
+            gpu_pools=plan.settings.gpu_pools,
+            region=plan.settings.region,
+            specs=plan.gpu_specs,
+            sources=plan.lock,
+            triton=plan.serving,
             k8s_provider=platform.k8s_provider,
             cluster_name=platform.cluster.name,
             oidc_provider_arn=platform.cluster.oidc_provider.arn,

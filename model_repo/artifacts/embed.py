@@ -40,7 +40,7 @@ def recipe(spec, serving, ctx) -> Recipe:
     def build(out: Path) -> None:
         _build(out, model_dir=model_dir)
 
-    from engines.digests import file_sha256
+    from platform_spec.digests import file_sha256
 
     return Recipe(
         model=spec.name,

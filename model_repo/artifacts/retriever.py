@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from engines.digests import file_sha256
 from model_repo.artifacts.sources import package_version, query_params
 from model_repo.artifacts.store import ArtifactError, Recipe
+from platform_spec.digests import file_sha256
 
 CORPORA = {"builtin": Path(__file__).resolve().parent / "corpus" / "knowledge_base.jsonl"}
 PYTHON_MODELS = Path(__file__).resolve().parents[1] / "python_models"

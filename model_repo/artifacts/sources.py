@@ -13,8 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from engines.digests import file_sha256
 from model_repo.artifacts.store import ArtifactError
+from platform_spec.digests import file_sha256
 
 
 def query_params(uri: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.digests import file_sha256
+from platform_spec.digests import file_sha256
 
 MANIFEST = "artifact.json"
 CACHE_ENV = "MODEL_REPO_ARTIFACT_CACHE"

@@ -12,7 +12,7 @@ import copy
 
 import pytest
 
-from infra.settings import read_stack_config
+from platform_spec.settings import read_stack_config
 from policy import rules
 
 
@@ -89,7 +89,7 @@ def test_prod_cluster_endpoint_rule_reads_the_program_cluster(prod_stack):
 def test_monitoring_chart_values_pass_the_grafana_policies(expose_grafana):
     """kube-prometheus-stack values as the monitoring component renders them (before it joins the program)."""
     from infra.monitoring import chart_values
-    from infra.monitoring.settings import MonitoringSettings
+    from platform_spec.settings import MonitoringSettings
 
     values = chart_values.kube_prometheus_stack_values(
         MonitoringSettings(expose_grafana=expose_grafana), "grafana-admin", "monitoring")

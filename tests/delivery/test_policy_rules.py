@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from infra import gpus
+from platform_spec import gpus
 from policy import rules
 
 DEV = rules.Context(environment="dev")

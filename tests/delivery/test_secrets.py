@@ -25,7 +25,7 @@ import yaml
 
 from infra import offline
 from infra.offline import PlatformMocks, ProgramRun, Registration, run_program
-from infra.settings import read_stack_config
+from platform_spec.settings import read_stack_config
 from tests.delivery.contract import drain_event_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_secret_config_read_as_plain_is_caught():
 
 
 def _settings_mask_secrets() -> bool:
-    from infra import settings
+    from platform_spec import settings
 
     return "secret_keys" in inspect.signature(settings.settings_from_pulumi_config).parameters
 
@@ -167,7 +167,7 @@ def _settings_mask_secrets() -> bool:
 @pytest.mark.xfail(
     condition="not _settings_mask_secrets()",
     strict=True,
-    reason="infra/settings.py echoes the value of an invalid config key in its error, secret or not: "
+    reason="platform_spec/settings.py echoes the value of an invalid config key in its error, secret or not: "
     "settings_from_pulumi_config needs a secret_keys parameter (see the delivery notes)",
 )
 @pytest.mark.parametrize(("key", "value"), [

@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from engines.builders import spec_for
-from engines.digests import file_sha256
 from engines.spec import BuilderSettings, InputProfile, SourceRef, Target
+from platform_spec.digests import file_sha256
 
 
 def write_mlp(path: Path, features: int = 16, hidden: int = 32, outputs: int = 8, seed: int = 0) -> Path:

@@ -12,12 +12,12 @@ from safetensors.numpy import save_file
 from engines.builders import spec_for
 from engines.builders.base import BuildError
 from engines.builders.llm_serving_config import llm_api_options, options_yaml, triton_model_yaml
-from engines.digests import file_sha256, tree_digest
 from engines.export import ExportError, _check_dynamic_axes, export_onnx
 from engines.onnx_checks import run_onnx
 from engines.runners.local import LocalRunner
 from engines.spec import BuilderSettings, Calibration, LlmSettings, SourceRef, Target
 from engines.store import LocalStore
+from platform_spec.digests import file_sha256, tree_digest
 from tests.engines.conftest import cpu_spec
 
 

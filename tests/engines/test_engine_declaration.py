@@ -11,13 +11,13 @@ import pytest
 from engines.builders import spec_for
 from engines.catalog_engines import LLM_CALIBRATION_URI, PlanError, plan_engines
 from engines.compatibility import EngineCompatibilityError, check_compatible, compatibility_problems
-from engines.declare import declare_engines
-from engines.digests import file_sha256
 from engines.source_lock import SourceLock, SourceLockError, load_lock
 from engines.source_lock import main as lock_main
 from engines.spec import BuilderSettings, InputProfile, LlmSettings, SourceRef, Target, content_key
-from infra.settings import ModelSelection, load_stack_settings
+from infra.engine_declarations import declare_engines
 from model_repo import catalog
+from platform_spec.digests import file_sha256
+from platform_spec.settings import ModelSelection, load_stack_settings
 from tests.engines.conftest import cpu_spec
 
 SHA = "9" * 64
@@ -178,12 +178,10 @@ def _declare(selections, name_prefix="engine"):
     settings = load_stack_settings("dev")
     models = catalog.select(selections)
     declared = declare_engines(
-        models,
-        settings.gpu_pools,
+        plan_engines(models, settings.gpu_pools, full_lock(catalog.select(None))),
         "s3://models-bucket/",
         kubeconfig="apiVersion: v1\nkind: Config\n",
         runner_settings={"namespace": "engine-builds", "aws_region": settings.region},
-        lock=full_lock(catalog.select(None)),
         name_prefix=name_prefix,
     )
     return declared

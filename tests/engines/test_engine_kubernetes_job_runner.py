@@ -32,7 +32,6 @@ from kubernetes.client.exceptions import ApiException
 
 from engines.builders import spec_for
 from engines.builders.base import BuildError
-from engines.digests import file_sha256
 from engines.runners.code_bundle import code_bundle
 from engines.runners.kubernetes_job import (
     BUILD_INPUT_DIR,
@@ -49,7 +48,9 @@ from engines.runners.kubernetes_job import (
 )
 from engines.spec import BuilderSettings, SourceRef, Target, content_key
 from engines.store import BuildRecord, LocalStore
-from infra import scheduling, versions
+from infra import scheduling
+from platform_spec import versions
+from platform_spec.digests import file_sha256
 from tests.engines.conftest import mlp_profile, write_mlp
 
 SETTINGS = JobSettings(pool="speech", timeout_seconds=600, poll_seconds=10, aws_region="us-west-2")
@@ -107,8 +108,8 @@ def test_llm_builds_use_the_triton_trtllm_image(tmp_path):
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text("{}")
-    from engines.digests import tree_digest
     from engines.spec import Calibration, LlmSettings
+    from platform_spec.digests import tree_digest
 
     llm = spec_for(
         "llm_chat",
@@ -326,5 +327,6 @@ def test_code_bundle_is_deterministic_and_small():
     import zipfile
 
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    assert "engines/job_main.py" in names and "infra/versions.py" in names and "infra/settings.py" not in names
+    assert "engines/job_main.py" in names and "platform_spec/versions.py" in names
+    assert "platform_spec/settings.py" not in names
     assert os.path.basename(names[0])  # non-empty entries

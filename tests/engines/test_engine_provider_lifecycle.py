@@ -16,11 +16,11 @@ from pulumi.runtime import rpc
 
 from engines.builders.base import BuildError
 from engines.builders.onnxruntime_builder import OnnxRuntimeBuilder
-from engines.digests import file_sha256
 from engines.onnx_checks import run_onnx
 from engines.provider import PROVIDER_VERSION, EngineProvider
 from engines.spec import Calibration, InputProfile, SourceRef, content_key
 from engines.store import LocalStore
+from platform_spec.digests import file_sha256
 from tests.engines.conftest import cpu_spec, write_mlp
 
 

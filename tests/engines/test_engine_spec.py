@@ -21,7 +21,7 @@ from engines.spec import (
     content_key,
     spec_differences,
 )
-from infra import versions
+from platform_spec import versions
 
 SHA = "a" * 64
 PROFILE = (InputProfile("x", (1, 16), (4, 16), (16, 16)),)

@@ -18,10 +18,10 @@ from engines.builders import spec_for
 from engines.builders.base import BuildError
 from engines.builders.tensorrt_builder import TensorRtBuilder
 from engines.builders.tensorrt_options import tensorrt_options, timing_cache_name, trtexec_command, trtexec_line
-from engines.digests import file_sha256
 from engines.runners.local import LocalRunner
 from engines.spec import BuilderSettings, Calibration, InputProfile, SourceRef, Target, content_key
 from engines.store import LocalStore
+from platform_spec.digests import file_sha256
 from tests.engines.conftest import mlp_profile, write_mlp
 
 SHA = "d" * 64

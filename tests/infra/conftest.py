@@ -2,7 +2,7 @@
 
 import pytest
 
-from infra.settings import load_stack_settings
+from platform_spec.settings import load_stack_settings
 from tests.pulumi_harness import program_fixture
 
 dev_stack = program_fixture("dev")

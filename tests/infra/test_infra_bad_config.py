@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import SettingsError
+from platform_spec.settings import SettingsError
 from tests.pulumi_harness import PlatformMocks, run_stack
 
 # (stack, overrides, removed keys, text the message must contain: the key, the value, the fix)

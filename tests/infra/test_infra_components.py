@@ -24,7 +24,7 @@ from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
 from infra.offline import DEPLOYER_ROLE_ARN
 from infra.program import build_platform, settings_from_engine, stack_outputs
-from infra.settings import REPO_ROOT, GpuPool
+from platform_spec.settings import REPO_ROOT, GpuPool
 from tests.pulumi_harness import PlatformMocks, run_stack
 
 # --- subnet layout ------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ _IMPORT_ALL = """
 import importlib, json, pkgutil
 import infra
 from infra.offline import run_program
-from infra.settings import read_stack_config
+from platform_spec.settings import read_stack_config
 
 def import_everything():
     for module in pkgutil.walk_packages(infra.__path__, "infra."):

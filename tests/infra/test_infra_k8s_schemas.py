@@ -8,7 +8,7 @@ import copy
 import kubernetes_validate
 import pytest
 
-from infra import versions
+from platform_spec import versions
 from tests.monitoring.crd_shapes import prometheus_rule_errors, service_monitor_errors
 from tests.pulumi_harness import kubernetes_manifest, kubernetes_objects
 

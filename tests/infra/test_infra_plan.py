@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from infra import plan
-from infra.settings import REPO_ROOT
+from platform_spec.settings import REPO_ROOT
 from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK
 
 LOCK = ["--sources-lock", SYNTHETIC_SOURCES_LOCK]

@@ -7,11 +7,12 @@ import json
 
 import yaml
 
-from infra import scheduling, versions
+from infra import scheduling
 from infra.cluster import CONTROL_PLANE_LOG_TYPES
 from infra.gpu_software import NAMESPACE
 from infra.offline import DEPLOYER_ROLE_ARN
 from infra.program import OUTPUTS_VERSION
+from platform_spec import versions
 from tests.delivery.contract import load_contract
 from tests.pulumi_harness import is_taggable
 

@@ -18,10 +18,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from engines.digests import file_sha256
 from engines.store.local import LocalStore
 from local.platform_run import up
 from local.prometheus import rule_files
+from platform_spec.digests import file_sha256
 
 pytestmark = [pytest.mark.triton, pytest.mark.prometheus]
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra.settings import ModelSelection, load_stack_settings
 from model_repo import catalog
 from model_repo.catalog import CATALOG, CatalogError
+from platform_spec.settings import ModelSelection, load_stack_settings
 
 
 def sel(enabled: bool = True, precision: str | None = None) -> SimpleNamespace:
@@ -226,7 +226,7 @@ def test_gpu_memory_by_pool_counts_gpu_instances_only():
     bf16 = catalog.gpu_memory_by_pool(catalog.select({"llm_chat": sel(precision="bf16")}))
     assert bf16["llm"] > totals["llm"]
     # What the dev stack's LLM pool GPU holds (L40S, 48 GiB) must cover the default lineup.
-    from infra import gpus
+    from platform_spec import gpus
 
     assert totals["llm"] <= gpus.GPU_SKUS["l40s"].memory_gib * 1024
 

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from infra.settings import load_stack_settings
 from infra.triton.deployment import deployment_manifest
-from infra.triton.wiring import triton_settings
 from model_repo import catalog, render
 from model_repo.local_server import TritonServer
+from platform_spec.serving import triton_settings
+from platform_spec.settings import load_stack_settings
 from tests.model_repo.conftest import Serving, voice_turn
 
 pytestmark = pytest.mark.triton

@@ -40,7 +40,7 @@ from infra.monitoring import metric_catalog
 from infra.monitoring.dashboards import build_dashboards, panel_queries
 from infra.monitoring.monitors import TRITON_METRICS_ARGS, role_relabelings, to_prometheus_relabel_configs
 from infra.monitoring.rule_files import render_rule_files
-from infra.monitoring.settings import LatencySlos
+from infra.monitoring.slos import LatencySlos
 from model_repo.local_server import TritonServer
 
 pytestmark = [pytest.mark.triton, pytest.mark.prometheus]

@@ -27,7 +27,7 @@ from infra.monitoring.rule_files import (
     rule_file_paths,
     slo_values_in,
 )
-from infra.monitoring.settings import LatencySlos, MonitoringSettingsError
+from infra.monitoring.slos import LatencySlos, MonitoringSettingsError
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 UNIT_TESTS_DIR = RULES_DIR / "tests"

@@ -16,9 +16,10 @@ import pytest
 
 from infra.offline import PlatformMocks, run_program
 from infra.program import build_platform, settings_from_engine, stack_outputs
-from infra.triton.component import gpu_specs
+from infra.stack_plan import gpu_specs, plan_stack
 from infra.triton.publication import EngineRef, render_gpu_repository, required_engines
 from infra.triton.wiring import build_triton
+from model_repo import catalog
 from tests.pulumi_harness import stack_config
 
 ENGINE_STORE_ROOT = "engine-store/"
@@ -43,14 +44,14 @@ def engine_key(pool: str, engine: str) -> str:
     return hashlib.sha256(f"{pool}/{engine}".encode()).hexdigest()
 
 
-def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_changes=None, drop_engines=()):
+def run_triton_stack(stack: str, build_root: Path, *, config_changes=None, drop_engines=()):
     config = stack_config(stack)
     config.update(config_changes or {})
 
     def program():
         settings = settings_from_engine()
         platform = build_platform(settings)
-        rendered = render_gpu_repository(gpu_specs(settings), build_root=build_root)
+        rendered = render_gpu_repository(gpu_specs(catalog.select(settings.models)), build_root=build_root)
         engines = {}
         for pool, engine in required_engines(rendered, settings.gpu_pools):
             if (pool, engine) in drop_engines:
@@ -60,7 +61,7 @@ def run_triton_stack(stack: str, build_root: Path, *, overrides=None, config_cha
                 lambda b, k=key: f"s3://{b}/{ENGINE_STORE_ROOT}engines/{k}/artifact/"
             )
             engines.setdefault(pool, {})[engine] = EngineRef(key=key, uri=uri)
-        triton = build_triton(platform, engines=engines, overrides=overrides, build_root=build_root)
+        triton = build_triton(platform, plan_stack(settings), engines=engines, build_root=build_root)
         program.component = triton
         return {**stack_outputs(platform), **triton.outputs}
 

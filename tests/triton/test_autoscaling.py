@@ -10,10 +10,9 @@ import subprocess
 import pytest
 import yaml
 
-from infra.settings import load_stack_settings
 from infra.triton import autoscaling
-from infra.triton.settings import PoolServing, TritonSettings, TritonSettingsError
-from infra.triton.wiring import triton_settings
+from platform_spec.serving import PoolServing, TritonSettings, TritonSettingsError, triton_settings
+from platform_spec.settings import load_stack_settings
 
 PROMTOOL = shutil.which("promtool")
 
@@ -122,7 +121,7 @@ def test_settings_defaults_per_stack_and_clear_errors():
 
 
 def test_stack_config_object_maps_onto_triton_settings():
-    from infra.triton.wiring import triton_overrides
+    from platform_spec.serving import triton_overrides
 
     raw = {
         "internalNlb": True,

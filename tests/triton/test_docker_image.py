@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from infra import versions
-from infra.settings import REPO_ROOT
 from infra.triton import image
 from model_repo import catalog
 from model_repo.render import COMMON_DIR, PYTHON_MODELS_DIR
+from platform_spec import versions
+from platform_spec.settings import REPO_ROOT
 
 DOCKER_DIR = REPO_ROOT / "docker" / "triton"
 HADOLINT = Path(sys.executable).parent / "hadolint"

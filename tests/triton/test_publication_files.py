@@ -14,8 +14,7 @@ import pytest
 from engines.source_lock import SourceLock
 from engines.spec import SourceRef
 from infra.offline import run_program
-from infra.settings import load_stack_settings
-from infra.triton.component import gpu_specs
+from infra.stack_plan import gpu_specs
 from infra.triton.publication import (
     EngineRef,
     ModelRepository,
@@ -25,6 +24,8 @@ from infra.triton.publication import (
     render_gpu_repository,
     required_engines,
 )
+from model_repo import catalog
+from platform_spec.settings import load_stack_settings
 from tests.triton.conftest import triton_mocks
 
 ASR_TOKENS, TTS_TOKENS = "export://asr/tokens.txt", "export://tts/tokens.json"
@@ -44,7 +45,8 @@ def dev():
 
 @pytest.fixture(scope="module")
 def rendered(dev, tmp_path_factory) -> RenderedRepository:
-    return render_gpu_repository(gpu_specs(dev), build_root=tmp_path_factory.mktemp("publication"))
+    specs = gpu_specs(catalog.select(dev.models))
+    return render_gpu_repository(specs, build_root=tmp_path_factory.mktemp("publication"))
 
 
 def _args(dev, rendered, **changes) -> ModelRepositoryArgs:

@@ -216,8 +216,8 @@ def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, t
     from infra.triton import smoke_job
     from infra.triton.deployment import triton_args
     from infra.triton.publication import pool_repository_uri, version_prefix
-    from infra.triton.settings import PoolServing
     from model_repo.local_server import TritonServer
+    from platform_spec.serving import PoolServing
     from tests.triton.triton_fixtures import CONFIGS, FIXTURES, SET_BY_LOCAL_SERVER
 
     version, pool = "0123456789abcdef0123", "speech"

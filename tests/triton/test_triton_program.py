@@ -11,14 +11,15 @@ import kubernetes_validate
 import pytest
 
 from engines.source_lock import load_lock
-from infra import versions
 from infra.monitoring.monitors import service_monitor_selects, triton_service_monitor_spec
 from infra.scheduling import GPU_TAINT_KEY
-from infra.settings import REPO_ROOT, load_stack_settings
+from infra.stack_plan import gpu_specs
 from infra.triton import autoscaling, probes
-from infra.triton.component import gpu_specs
 from infra.triton.publication import REPOSITORIES_PREFIX
+from model_repo import catalog
 from model_repo.render import parse_config, render_repository, required_files
+from platform_spec import versions
+from platform_spec.settings import REPO_ROOT, load_stack_settings
 from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK, kubernetes_manifest
 from tests.triton.conftest import ENGINE_STORE_ROOT, engine_key, fake_digest
 
@@ -286,11 +287,11 @@ def test_published_repository_is_the_renderers_gpu_repository(triton_run, tmp_pa
     """Every file the renderer writes for the gpu target is published byte for byte under its pool; every
     other file a model's code loads is placed next to it (uploaded from a wheel, or copied from the store)."""
     settings = load_stack_settings(triton_run.stack)
-    reference = render_repository(gpu_specs(settings), "gpu", tmp_path / "reference")
+    reference = render_repository(gpu_specs(catalog.select(settings.models)), "gpu", tmp_path / "reference")
     placed = published_files(triton_run)
     published = {k: v.read_bytes() for k, v in placed.items() if v is not None}
     pools = {m.name: m.spec.pool if m.spec else None for m in reference.models}
-    parents = {e.name: s.pool for s in gpu_specs(settings) for e in s.engines}
+    parents = {e.name: s.pool for s in gpu_specs(catalog.select(settings.models)) for e in s.engines}
     expected = {}
     for path in sorted(p for p in reference.out.rglob("*") if p.is_file()):
         rel = path.relative_to(reference.out).as_posix()

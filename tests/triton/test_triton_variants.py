@@ -3,7 +3,7 @@ for Triton (a missing engine, a GPU that cannot run a model's precision)."""
 
 from __future__ import annotations
 
-from infra.triton.component import TritonConfigError
+from infra.stack_plan import TritonConfigError
 from infra.triton.publication import PublicationError
 from tests.pulumi_harness import kubernetes_manifest
 from tests.triton.conftest import run_triton_stack
@@ -15,7 +15,7 @@ def _triton_registrations(run):
 
 
 def test_internal_nlb_exposes_http_and_grpc_to_the_vpc_only(triton_build_root):
-    run = run_triton_stack("prod", triton_build_root, overrides={"internal_nlb": True})
+    run = run_triton_stack("prod", triton_build_root, config_changes={"triton-platform:triton": {"internalNlb": True}})
     run.raise_error()
     services = [kubernetes_manifest(r) for r in run.of_type("kubernetes:core/v1:Service")]
     nlbs = [s for s in services if s["spec"].get("type") == "LoadBalancer"]
@@ -82,13 +82,15 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
     build_triton: every plan and checkpoint is copied from its Engine's uri."""
     import hashlib
 
-    from engines.declare import declare_engines
+    from engines.catalog_engines import plan_engines
     from engines.source_lock import SourceLock
     from engines.spec import SourceRef
+    from infra.engine_declarations import declare_engines
     from infra.offline import run_program
     from infra.program import build_platform, settings_from_engine, stack_outputs
-    from infra.triton.component import gpu_specs
+    from infra.stack_plan import gpu_specs, plan_stack
     from infra.triton.wiring import build_triton
+    from model_repo import catalog
     from tests.pulumi_harness import stack_config
     from tests.triton.conftest import triton_mocks
 
@@ -100,13 +102,14 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
     def program():
         settings = settings_from_engine()
         platform = build_platform(settings)
-        specs = gpu_specs(settings)
+        specs = gpu_specs(catalog.select(settings.models))
         sources = {s.source.uri for s in specs if s.role == "llm"} | {e.source.uri for s in specs for e in s.engines}
         sources.add("store://calibration/llm-fp8-calibration.txt")
         store = platform.stores.bucket_name.apply(lambda b: f"s3://{b}/engine-store")
-        declared = declare_engines(specs, settings.gpu_pools, store, lock=SourceLock({u: pin(u) for u in sources}))
+        plans = plan_engines(specs, settings.gpu_pools, SourceLock({u: pin(u) for u in sources}))
+        declared = declare_engines(plans, store)
         declared_engines.update(declared)
-        triton = build_triton(platform, engines=declared, build_root=tmp_path / "repository")
+        triton = build_triton(platform, plan_stack(settings), engines=declared, build_root=tmp_path / "repository")
         return {**stack_outputs(platform), **triton.outputs}
 
     config = stack_config("dev")

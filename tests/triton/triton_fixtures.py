@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.triton.deployment import triton_args
-from infra.triton.settings import PoolServing
+from platform_spec.serving import PoolServing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AUDIO = (

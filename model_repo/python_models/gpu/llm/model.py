@@ -44,7 +44,7 @@ class TritonPythonModel:
         except ImportError as exc:
             raise RuntimeError(
                 f"{args['model_name']}: tensorrt_llm is not importable ({exc}); serve this model from the "
-                f"Triton TensorRT-LLM image (infra.versions.TRITON_TRTLLM_IMAGE)"
+                f"Triton TensorRT-LLM image (platform_spec.versions.TRITON_TRTLLM_IMAGE)"
             ) from None
         params = triton.parameters(self.config)
         version_dir = Path(args["model_repository"]) / args["model_version"]

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from engines.build_access import EngineBuildAccess, EngineBuildAccessArgs, build_policy
 from engines.runners.kubernetes_job import JobSettings
+from infra.engine_build_access import EngineBuildAccess, EngineBuildAccessArgs, build_policy
 from tests.engines.test_engine_declaration import Recorder
 
 BUCKET = "arn:aws:s3:::triton-platform-dev-models"

@@ -135,7 +135,7 @@ class TritonSettings:
     smoke: bool = True
     pre_stop_sleep_s: int = 10
     # Prometheus' in-cluster URL for prometheus-adapter; None: kube-prometheus-stack's Service in
-    # ``monitoring_namespace`` (names pinned by infra.monitoring.chart_values).
+    # ``monitoring_namespace`` (resolved by infra.triton.autoscaling from infra.monitoring.chart_values).
     prometheus_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -173,12 +173,7 @@ class TritonSettings:
             raise _fail("llmVariants", self.llm_variants, "use 'separate' or 'lora'")
         if not isinstance(self.pre_stop_sleep_s, int) or not 0 <= self.pre_stop_sleep_s <= 60:
             raise _fail("preStopSleepS", self.pre_stop_sleep_s, "use 0..60 seconds")
-        if self.prometheus_url is None:
-            from infra.monitoring.chart_values import PROMETHEUS_PORT, PROMETHEUS_SERVICE
-
-            url = f"http://{PROMETHEUS_SERVICE}.{self.monitoring_namespace}.svc:{PROMETHEUS_PORT}"
-            object.__setattr__(self, "prometheus_url", url)
-        if not self.prometheus_url.startswith(("http://", "https://")):
+        if self.prometheus_url is not None and not self.prometheus_url.startswith(("http://", "https://")):
             raise _fail("prometheusUrl", self.prometheus_url, "use an http(s) URL of Prometheus")
 
     def pool(self, name: str) -> PoolServing:
@@ -227,3 +222,59 @@ class TritonSettings:
         if unknown:
             raise _fail("triton", unknown, f"unknown keys; allowed: {sorted(known)}")
         return cls(pools=pools, **overrides)
+
+
+# --- the stack config's ``triton`` object ----------------------------------------------------
+
+CONFIG_KEY = "triton-platform:triton"
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def triton_overrides(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stack config's ``triton`` object (camelCase keys) -> ``TritonSettings.defaults`` overrides.
+
+    Unknown keys fail naming the config key and the allowed ones (a typo must not fall back to a default).
+    """
+    top = {f.name for f in dataclasses.fields(TritonSettings)} - {"pools", "llm_variants"}
+    per_pool = {f.name for f in dataclasses.fields(PoolServing)}
+    overrides: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        name = _snake(key)
+        if key == "pools":
+            if not isinstance(value, Mapping):
+                raise TritonSettingsError(f"{CONFIG_KEY}.pools = {value!r}: map pool names to their settings")
+            pools = {}
+            for pool, fields in value.items():
+                if not isinstance(fields, Mapping):
+                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool} = {fields!r}: expected an object")
+                converted = {_snake(k): v for k, v in fields.items()}
+                unknown = sorted(k for k, n in zip(fields, converted, strict=True) if n not in per_pool)
+                if unknown:
+                    allowed = sorted(_camel(n) for n in per_pool)
+                    raise TritonSettingsError(f"{CONFIG_KEY}.pools.{pool}: unknown keys {unknown}; allowed {allowed}")
+                pools[pool] = converted
+            overrides["pools"] = pools
+        elif name in top:
+            overrides[name] = tuple(value) if isinstance(value, list) else value
+        else:
+            allowed = sorted(["pools", *(_camel(n) for n in top)])
+            raise TritonSettingsError(f"{CONFIG_KEY}.{key}: unknown key; allowed {allowed}")
+    return overrides
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def triton_settings(settings: Any, overrides: Mapping[str, Any] | None = None) -> TritonSettings:
+    """Defaults for the stack's environment and pools, the VPC CIDR as the NLB's source range."""
+    return TritonSettings.defaults(
+        settings.environment,
+        settings.gpu_pools,
+        vpc_cidr=settings.network.vpc_cidr if settings.network.existing_vpc is None else None,
+        **dict(overrides or {}),
+    )

@@ -11,7 +11,7 @@ prefix, and uses the model store's KMS key through S3 only. Nothing else in the 
 
 Settings: cluster name, bucket and KMS key ARNs, region, store prefix (the path of the engine store
 URI inside the bucket), namespace and service account names, tags. ``runner_settings()`` returns the
-matching ``runner`` keys for ``engines.declare.declare_engines``.
+matching ``runner`` keys for ``infra.engine_declarations.declare_engines``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,89 @@
+"""The stack plan: everything the program derives from the settings, computed once per run.
+
+``plan_stack(settings)`` selects the catalog's models, loads the engine source lock, plans every
+engine (key inputs, compatibility with the pools' GPUs), checks that the pools and the models fit
+each other and derives the alert thresholds. Anything that can reject the stack's config fails
+here, before the first resource is declared. Components receive the parts they use; none of them
+re-derives a part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engines.catalog_engines import PlannedEngine, plan_engines
+from engines.source_lock import SourceLock, load_lock
+from infra.monitoring.slos import LatencySlos
+from model_repo import catalog
+from platform_spec.serving import TritonSettings
+from platform_spec.settings import REPO_ROOT, Settings
+
+
+class TritonConfigError(ValueError):
+    """The stack cannot be served as configured; the message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    settings: Settings
+    models: tuple[catalog.ModelSpec, ...]  # the enabled models, in dependency order
+    gpu_specs: tuple[catalog.ModelSpec, ...]  # the same with the gpu overrides (what Triton serves)
+    lock: SourceLock  # catalog source URI -> pinned store bytes
+    engines: tuple[PlannedEngine, ...]  # one per (engine, GPU pool serving it)
+    slos: LatencySlos
+
+    @property
+    def serving(self) -> TritonSettings:
+        return self.settings.serving
+
+
+def plan_stack(settings: Settings) -> StackPlan:
+    models = tuple(catalog.select(settings.models))
+    served = gpu_specs(models)
+    check_pools(settings, served)  # pools and models fit each other before any source is looked up
+    lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
+    engines = tuple(plan_engines(models, settings.gpu_pools, lock, settings.llm_variants))
+    return StackPlan(settings, models, served, lock, engines, latency_slos(models))
+
+
+def gpu_specs(models: Sequence[catalog.ModelSpec]) -> tuple[catalog.ModelSpec, ...]:
+    """The models with their gpu overrides, exactly as ``python -m model_repo render`` selects them."""
+    return tuple(catalog.apply_overrides(models, "gpu", catalog.load_overrides("gpu")))
+
+
+def latency_slos(models: Sequence[catalog.ModelSpec]) -> LatencySlos:
+    """Alert thresholds per role: the tightest p99 SLO the catalog gives a model of that role."""
+
+    def tightest(role: str) -> float:
+        return min(m.latency_slo_p99_ms for m in models if m.role == role) / 1000
+
+    return LatencySlos(
+        asr_p99_seconds=tightest("asr"), tts_p99_seconds=tightest("tts"), llm_p99_seconds=tightest("llm")
+    )
+
+
+def check_pools(settings: Settings, specs: Sequence[catalog.ModelSpec]) -> None:
+    """Every pool role has models, and each pool's GPU can run its models' precision (FP8 needs Ada/Hopper)."""
+    problems = []
+    for pool in settings.gpu_pools:
+        for spec in (s for s in specs if s.pool == pool.role):
+            try:
+                catalog.check_precision_for_gpu(spec, pool.gpu_sku)
+            except catalog.CatalogError as exc:
+                problems.append(f"gpuPools[{pool.name}]: {exc}")
+    for pool in settings.gpu_pools:
+        if not any(s.pool == pool.role for s in specs):
+            problems.append(
+                f"GPU pool {pool.name!r} (role {pool.role}) serves no enabled model; enable a {pool.role} model "
+                "in the stack's `models` config or remove the pool"
+            )
+    roles = {p.role for p in settings.gpu_pools}
+    orphans = sorted({s.name for s in specs if s.pool not in roles})
+    if orphans:
+        problems.append(
+            f"models {orphans} run on pool role(s) {sorted({s.pool for s in specs if s.name in orphans})} but "
+            f"gpuPools has none; add such a pool or disable them in `models`"
+        )
+    if problems:
+        raise TritonConfigError("Triton cannot serve this stack:\n" + "\n".join(f"  - {p}" for p in problems))
