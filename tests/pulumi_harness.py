@@ -15,7 +15,7 @@ declared.
 The program is the real ``__main__.py`` with the config of ``Pulumi.<stack>.yaml``, handed over
 the way the engine does (structured values JSON-encoded), with ``preview=False`` so every
 ``apply`` runs. Recorded inputs use the engine's (camelCase) property names. The mocks and the
-recording live in ``infra.offline`` (the plan command uses them too); this module adds config
+recording live in ``tools.offline`` (the plan command uses them too); this module adds config
 overrides, fixtures and queries.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from infra.offline import PlatformMocks, ProgramRun, Registration, run_program
+from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 from platform_spec.settings import read_stack_config
 
 __all__ = [

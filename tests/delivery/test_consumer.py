@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import settings as runtime_settings
 
-from infra.offline import PlatformMocks, run_program
+from tools.offline import PlatformMocks, run_program
 from tests.delivery.contract import drain_event_loop, load_contract
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,8 +23,8 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from infra import offline
-from infra.offline import PlatformMocks, ProgramRun, Registration, run_program
+from tools import offline
+from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 from platform_spec.settings import read_stack_config
 from tests.delivery.contract import drain_event_loop
 

@@ -22,7 +22,7 @@ from infra.gpu_software import time_slicing_config
 from infra.iam import pod_identity_role
 from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
-from infra.offline import DEPLOYER_ROLE_ARN
+from tools.offline import DEPLOYER_ROLE_ARN
 from infra.program import build_platform, settings_from_engine, stack_outputs
 from platform_spec.settings import REPO_ROOT, GpuPool
 from tests.pulumi_harness import PlatformMocks, run_stack
@@ -177,7 +177,7 @@ def test_admin_principals_get_one_entry_each_including_the_deployer_once():
 _IMPORT_ALL = """
 import importlib, json, pkgutil
 import infra
-from infra.offline import run_program
+from tools.offline import run_program
 from platform_spec.settings import read_stack_config
 
 def import_everything():

@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-from infra import plan
+from tools import plan
 from platform_spec.settings import REPO_ROOT
 from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK
 
@@ -70,7 +70,7 @@ def test_plan_reports_an_unknown_stack(capsys):
 
 def test_plan_command_line_runs_every_stack():
     result = subprocess.run(
-        [sys.executable, "-m", "infra.plan", *LOCK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tools.plan", *LOCK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "Stack dev (Pulumi.dev.yaml)" in result.stdout

@@ -10,7 +10,7 @@ import yaml
 from infra import scheduling
 from infra.cluster import CONTROL_PLANE_LOG_TYPES
 from infra.gpu_software import NAMESPACE
-from infra.offline import DEPLOYER_ROLE_ARN
+from tools.offline import DEPLOYER_ROLE_ARN
 from infra.program import OUTPUTS_VERSION
 from platform_spec import versions
 from tests.delivery.contract import load_contract

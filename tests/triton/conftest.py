@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import PlatformMocks, run_program
+from tools.offline import PlatformMocks, run_program
 from infra.program import build_platform, settings_from_engine, stack_outputs
 from infra.stack_plan import gpu_specs, plan_stack
 from infra.triton.publication import EngineRef, render_gpu_repository, required_engines

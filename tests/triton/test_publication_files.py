@@ -13,7 +13,7 @@ import pytest
 
 from engines.source_lock import SourceLock
 from engines.spec import SourceRef
-from infra.offline import run_program
+from tools.offline import run_program
 from infra.stack_plan import gpu_specs
 from infra.triton.publication import (
     EngineRef,

@@ -86,7 +86,7 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
     from engines.source_lock import SourceLock
     from engines.spec import SourceRef
     from infra.engine_declarations import declare_engines
-    from infra.offline import run_program
+    from tools.offline import run_program
     from infra.program import build_platform, settings_from_engine, stack_outputs
     from infra.stack_plan import gpu_specs, plan_stack
     from infra.triton.wiring import build_triton

@@ -1,12 +1,12 @@
 """Offline plan: what a stack declares, without a Pulumi CLI, credentials or a cloud.
 
-    python -m infra.plan --stack dev            # one stack
-    python -m infra.plan                        # every Pulumi.<stack>.yaml
-    python -m infra.plan --stack prod --json    # machine-readable, e.g. to diff two revisions
-    python -m infra.plan --sources-lock tests/fixtures/sources.lock.synthetic.json   # before sources are pinned
+    python -m tools.plan --stack dev            # one stack
+    python -m tools.plan                        # every Pulumi.<stack>.yaml
+    python -m tools.plan --stack prod --json    # machine-readable, e.g. to diff two revisions
+    python -m tools.plan --sources-lock tests/fixtures/sources.lock.synthetic.json   # before sources are pinned
 
 Runs the real program (``__main__.py``) with that stack's config under Pulumi's mocks
-(``infra.offline``) and prints every declared resource, grouped by type, with the settings a
+(``tools.offline``) and prints every declared resource, grouped by type, with the settings a
 reviewer checks (instance types, taints, IMDS, encryption, endpoint access, chart versions, ...).
 Ids, ARNs and the account are the mocks' stand-ins, not real values. A stack whose config is
 invalid prints the settings error and exits 1.
@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from engines.source_lock import SourceLockError
-from infra.offline import ProgramRun, Registration, run_program
+from tools.offline import ProgramRun, Registration, run_program
 from platform_spec.settings import REPO_ROOT, SettingsError, read_stack_config
 
 Summary = Callable[[dict[str, Any]], str]
@@ -408,7 +408,7 @@ def missing_pins_hint(error: BaseException, sources_lock: str | None) -> str | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append", help="stack to plan (repeatable; default: every stack)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(

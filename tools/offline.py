@@ -7,7 +7,7 @@ formats, ARNs, an API endpoint, a CA certificate, an OIDC issuer, availability z
 registration is recorded with its inputs and options (``protect``, provider, dependencies,
 ``ignoreChanges``) because the mock ``new_resource`` hook alone never sees options.
 
-Used by the plan command (``python -m infra.plan``) and by the tests (``tests/pulumi_harness.py``).
+Used by the plan command (``python -m tools.plan``) and by the tests (``tests/pulumi_harness.py``).
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ class PlatformMocks(pulumi_mocks.Mocks):
         if handler is None:
             raise UnmockedInvokeError(
                 f"offline mocks have no answer for invoke {args.token} (args {args.args}); "
-                "add a handler to infra/offline.py or pass calls={...} to PlatformMocks"
+                "add a handler to tools/offline.py or pass calls={...} to PlatformMocks"
             )
         return handler(self, dict(args.args))
 
