@@ -389,7 +389,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.write_json(out.with_suffix(".partial.json"), {"command": " ".join(sys.argv), "models": done})
 
     settings = Settings(args.concurrency, args.window, args.max_windows, args.processes)
-    speech = speak() if shutil.which("espeak-ng") else _fallback_speech()
+    # Hosts without espeak-ng (the GPU benchmark host) get 3 s of a synthetic voiced signal: only the GPU
+    # variants run there, whose cost depends on the audio length, not its content.
+    speech = speak() if shutil.which("espeak-ng") else model_inputs.synthetic_voice(3.0)
     started = time.monotonic()
     try:
         if args.device == "cpu":
@@ -459,13 +461,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bls_overhead": overhead,
     }
     return document, results
-
-
-def _fallback_speech():
-    # Hosts without espeak-ng (the GPU benchmark host): a 3 s deterministic voiced signal at 16 kHz.
-    # Only the GPU variants run there, whose cost depends on the audio length, not its content.
-    t = np.arange(3 * 16_000) / 16_000
-    return (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,25 @@ _NUMPY = {
 }
 
 
+def numpy_dtype(config_dtype: str):
+    """The numpy type of a Triton config data type (``TYPE_FP32`` or ``FP32``); object for strings."""
+    name = config_dtype if config_dtype.startswith("TYPE_") else f"TYPE_{config_dtype}"
+    if name == "TYPE_BYTES":
+        name = "TYPE_STRING"
+    if name not in _NUMPY:
+        raise ValueError(f"data type {config_dtype!r} is not one this tool handles")
+    return _NUMPY[name]
+
+
+def synthetic_voice(seconds: float = 1.0) -> np.ndarray:
+    """A deterministic voiced signal (110 Hz with harmonics, a syllable envelope), float32, for hosts without
+    espeak-ng (the serving image). Not speech: a VAD need not find any in it."""
+    t = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float64) / SAMPLE_RATE
+    voice = sum(np.sin(2 * np.pi * 110 * k * t) / k for k in range(1, 8))
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 3 * t))
+    return (0.3 * envelope * voice / np.max(np.abs(voice))).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class ModelCall:
     """How to call one model: its inputs (batch of one where it batches), outputs, whether it streams."""
@@ -53,6 +72,7 @@ class ModelCall:
     outputs: tuple[str, ...]
     streaming: bool
     batched: bool
+    spoken: bool = True  # the AUDIO input is real speech (a VAD must find some)
 
 
 def role_of(config: Mapping[str, Any]) -> str:
@@ -85,7 +105,9 @@ def _generic(tensor: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(shape).astype(kind)
 
 
-def build_call(config: Mapping[str, Any], speech: np.ndarray, *, text: str = SENTENCE, seed: int = 0) -> ModelCall:
+def build_call(
+    config: Mapping[str, Any], speech: np.ndarray, *, text: str = SENTENCE, seed: int = 0, spoken: bool = True
+) -> ModelCall:
     """The request for the model whose Triton config (JSON form, as the server returns it) is ``config``."""
     rng = np.random.default_rng(seed)
     name = config["name"]
@@ -114,7 +136,7 @@ def build_call(config: Mapping[str, Any], speech: np.ndarray, *, text: str = SEN
         inputs[tname] = value[None, ...] if batched else value
     outputs = tuple(t["name"] for t in config.get("output", []))
     streaming = bool((config.get("model_transaction_policy") or {}).get("decoupled"))
-    return ModelCall(name, role, inputs, outputs, streaming, batched)
+    return ModelCall(name, role, inputs, outputs, streaming, batched, spoken)
 
 
 # --- what a correct answer looks like ---------------------------------------------------------------
@@ -153,7 +175,7 @@ def check_outputs(call: ModelCall, responses: Sequence[Mapping[str, np.ndarray]]
         if probs.size == 0 or probs.min() < 0 or probs.max() > 1:
             raise AssertionError(f"SPEECH_PROBS outside [0, 1] or empty ({probs.size} values)")
         segments = segments[segments[:, 0] >= 0] if segments.size else segments
-        if "AUDIO" in call.inputs and len(segments) == 0:
+        if "AUDIO" in call.inputs and call.spoken and len(segments) == 0:
             raise AssertionError("no speech segment found in spoken audio")
         return f"{probs.size} frames, {len(segments)} speech segment(s)"
     if role == "anc":

@@ -67,12 +67,17 @@ def _decode(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def pipeline_turn(client, model: str, audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0) -> TurnResult:
-    inputs = {
+def pipeline_inputs(audio: np.ndarray, max_tokens: int) -> dict[str, np.ndarray]:
+    """The voice pipeline's request: 16 kHz mono float32 speech and the answer's token budget."""
+    return {
         "AUDIO": audio.astype(np.float32),
         "SAMPLE_RATE": np.array([SAMPLE_RATE], dtype=np.int32),
         "MAX_TOKENS": np.array([max_tokens], dtype=np.int32),
     }
+
+
+def pipeline_turn(client, model: str, audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0) -> TurnResult:
+    inputs = pipeline_inputs(audio, max_tokens)
     outputs = ["TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES", "TEXT_OUTPUT", "AUDIO"]
     responses, total = triton_calls.stream(client, model, inputs, outputs, timeout_s)
     turn = TurnResult(total_ms=total * 1000)

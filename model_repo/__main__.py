@@ -2,7 +2,7 @@
 
     python -m model_repo render --stack dev --target gpu --out build/model-repo-gpu
     python -m model_repo serve  --stack dev            # cpu repository on a real local tritonserver
-    python -m model_repo serve  --stack dev --demo     # ... and run one voice turn through the pipeline
+    # one voice turn through it, with Prometheus and the engines: python -m local up --stack dev
     python -m model_repo catalog --target cpu          # what each model is and which weights it serves
 
 The stack's ``models`` config (``Pulumi.<stack>.yaml``) picks the models and their precision;
@@ -13,19 +13,13 @@ counts. Exit codes: 0 ok, 1 the server failed, 2 bad input (stack, selection, ou
 from __future__ import annotations
 
 import argparse
-import queue
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
-import wave
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from model_repo import catalog
 from model_repo.catalog import CatalogError, ModelSpec
@@ -96,106 +90,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_SENTENCE = "What are your opening hours on Saturday?"
-
-
-def make_demo_sample(work: Path, sentence: str = DEMO_SENTENCE) -> tuple[np.ndarray, float]:
-    """A spoken question with background noise: espeak-ng speech, resampled and padded with half a
-    second of silence each side by sox, mixed with white noise. Returns (16 kHz float32, seconds)."""
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise CatalogError(f"--demo needs {tool!r} on PATH; install it (apt-get install espeak-ng sox)")
-    work.mkdir(parents=True, exist_ok=True)
-    raw, speech, noise, mixed = (work / f"{n}.wav" for n in ("raw", "speech", "noise", "mixed"))
-    rate = str(catalog.AUDIO_SAMPLE_RATE)
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), sentence], check=True, capture_output=True)
-    subprocess.run(
-        ["sox", str(raw), "-r", rate, "-c", "1", "-b", "16", str(speech), "pad", "0.5", "0.5"],
-        check=True,
-        capture_output=True,
-    )
-    seconds = float(subprocess.run(["soxi", "-D", str(speech)], check=True, capture_output=True, text=True).stdout)
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            rate,
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(noise),
-            "synth",
-            f"{seconds}",
-            "whitenoise",
-            "vol",
-            "0.02",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(["sox", "-m", str(speech), str(noise), str(mixed)], check=True, capture_output=True)
-    with wave.open(str(mixed), "rb") as handle:
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16)
-    return (pcm.astype(np.float32) / 32768.0), seconds
-
-
-def run_demo_turn(grpc_url: str, audio: np.ndarray, timeout_s: float = 120.0) -> dict[str, object]:
-    """One voice turn through the streaming pipeline over gRPC; returns what came back and its timing."""
-    import tritonclient.grpc as grpcclient
-
-    responses: queue.Queue = queue.Queue()
-    client = grpcclient.InferenceServerClient(grpc_url)
-    inputs = [grpcclient.InferInput("AUDIO", [audio.size], "FP32"), grpcclient.InferInput("SAMPLE_RATE", [1], "INT32")]
-    inputs[0].set_data_from_numpy(audio.astype(np.float32))
-    inputs[1].set_data_from_numpy(np.array([catalog.AUDIO_SAMPLE_RATE], dtype=np.int32))
-    result: dict[str, object] = {"transcript": None, "passages": [], "text": "", "audio_s": 0.0}
-    started = time.perf_counter()
-    client.start_stream(callback=lambda result, error: responses.put((time.perf_counter(), result, error)))
-    try:
-        client.async_stream_infer(catalog.PIPELINE.name, inputs, enable_empty_final_response=True)
-        while True:
-            at, res, err = responses.get(timeout=timeout_s)
-            if err is not None:
-                raise CatalogError(f"the pipeline answered with an error: {err}")
-            names = {o.name for o in res.get_response().outputs}
-            if "TRANSCRIPT" in names:
-                result["transcript"] = res.as_numpy("TRANSCRIPT").reshape(-1)[0].decode("utf-8", "replace")
-                result["passages"] = [p.decode("utf-8", "replace") for p in res.as_numpy("PASSAGES").reshape(-1)]
-                result.setdefault("transcript_ms", (at - started) * 1000)
-            if "TEXT_OUTPUT" in names:
-                result.setdefault("first_token_ms", (at - started) * 1000)
-                result["text"] += res.as_numpy("TEXT_OUTPUT").reshape(-1)[0].decode("utf-8", "replace")
-            if "AUDIO" in names:
-                result.setdefault("first_audio_ms", (at - started) * 1000)
-                result["audio_s"] += res.as_numpy("AUDIO").size / catalog.AUDIO_SAMPLE_RATE
-            if res.get_response().parameters["triton_final_response"].bool_param:
-                result["total_ms"] = (at - started) * 1000
-                return result
-    finally:
-        client.stop_stream()
-        client.close()
-
-
-def _print_demo(result: dict[str, object], seconds: float) -> None:
-    def ms(key: str) -> str:
-        value = result.get(key)
-        return "-" if value is None else f"{value:.0f} ms"
-
-    print(f"pipeline turn on a {seconds:.1f} s noisy spoken question ({DEMO_SENTENCE!r}):")
-    print(f"  transcript     {result['transcript']!r}   (after {ms('transcript_ms')})")
-    print(f"  passages       {len(result['passages'])} retrieved")
-    print(f"  LLM text       {str(result['text'])[:200]!r}   (first token after {ms('first_token_ms')})")
-    print(f"  TTS audio      {result['audio_s']:.2f} s streamed   (first chunk after {ms('first_audio_ms')})")
-    print(f"  total          {ms('total_ms')}")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from model_repo.local_server import TritonServer, TritonStartError
 
-    if args.exit_after_demo and not args.demo:
-        raise CatalogError("--exit-after-demo needs --demo")
     specs = _specs_for(args, "cpu")
     own_dir = args.work_dir is None
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="model-repo-serve-"))
@@ -228,15 +125,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             random = [m.name for m in result.models if m.weights == catalog.WEIGHTS_RANDOM]
             if random:
                 print(f"note: {', '.join(random)} run real architectures with random weights (not trained).")
-            if args.demo:
-                audio, seconds = make_demo_sample(work / "demo")
-                try:
-                    _print_demo(run_demo_turn(endpoints.grpc, audio), seconds)
-                except (CatalogError, queue.Empty) as exc:
-                    print(f"error: the demo turn failed: {exc or 'no response in time'}", file=sys.stderr)
-                    return 1
-                if args.exit_after_demo:
-                    return 0
             print("Ctrl-C or SIGTERM stops the server.", flush=True)
             while not stop.wait(0.5):
                 if not server.is_running():
@@ -307,10 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--work-dir", default=None, help="keep the repository and server log here (default: temp)")
     serve.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for every model")
-    serve.add_argument(
-        "--demo", action="store_true", help="once ready, run one voice turn through the pipeline and print it"
-    )
-    serve.add_argument("--exit-after-demo", action="store_true", help="stop the server after --demo")
     serve.set_defaults(func=cmd_serve)
 
     cat = sub.add_parser("catalog", help="list the catalog")

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 from platform_spec.settings import read_stack_config
+from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 
 __all__ = [
     "PlatformMocks",

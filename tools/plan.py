@@ -29,8 +29,8 @@ from typing import Any
 import yaml
 
 from engines.source_lock import SourceLockError
-from tools.offline import ProgramRun, Registration, run_program
 from platform_spec.settings import REPO_ROOT, SettingsError, read_stack_config
+from tools.offline import ProgramRun, Registration, run_program
 
 Summary = Callable[[dict[str, Any]], str]
 

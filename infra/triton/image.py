@@ -38,7 +38,11 @@ from platform_spec.settings import REPO_ROOT
 DOCKERFILE = Path("docker/triton/Dockerfile")
 DEFAULT_CONTEXT_ROOT = REPO_ROOT / "build" / "triton-image-context"
 # What the build context holds (a test checks every COPY source of the Dockerfile is among them).
-CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "platform_spec", "model_repo", "infra/triton/smoke_job.py")
+# The smoke checker (local.smoke) ships with the two local modules it imports, and nothing else of local/.
+SMOKE_CLIENT_PATHS: tuple[str, ...] = tuple(
+    f"local/{name}.py" for name in ("__init__", "smoke", "model_inputs", "triton_calls")
+)
+CONTEXT_PATHS: tuple[str, ...] = ("docker/triton", "platform_spec", "model_repo", *SMOKE_CLIENT_PATHS)
 _EXCLUDED_PARTS = {"__pycache__", "tests"}
 PLATFORM = "linux/amd64"  # every GPU instance family the platform supports is x86_64
 

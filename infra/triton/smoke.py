@@ -1,7 +1,7 @@
 """The post-deploy smoke Job: after the Deployments are rolled out, call every served model once.
 
-The Job runs ``infra/triton/smoke_job.py`` (shipped in the serving image as
-``/opt/platform/bin/triton_smoke.py``) against each pool's Service over gRPC. pulumi-kubernetes waits
+The Job runs ``python3 -m local.smoke`` (``local/smoke.py``, shipped in the serving image)
+against each pool's Service over gRPC. pulumi-kubernetes waits
 for a Job to complete and fails the update as soon as it reports ``Failed``, so a model that is not
 ready or answers wrong fails ``pulumi up`` with the smoke output in the Job's log (and in the pod's
 termination message). The Job is replaced whenever what it checks changes (image, repository
@@ -25,14 +25,15 @@ from platform_spec.serving import TritonSettings
 from platform_spec.settings import GpuPool
 
 JOB_NAME = "triton-smoke"
-SCRIPT = "/opt/platform/bin/triton_smoke.py"
+# The one smoke checker (local/smoke.py), shipped in the serving image with the two modules it imports.
+SMOKE_MODULE = "local.smoke"
 WAIT_S = 300  # the Deployments are rolled out already; this only absorbs endpoint propagation
 REQUEST_TIMEOUT_S = 120
 
 
 def smoke_command(targets: Mapping[str, Sequence[str]]) -> list[str]:
     """``targets``: gRPC endpoint (host:port) -> models to check there."""
-    command = ["python3", SCRIPT, "--wait", str(WAIT_S), "--timeout", str(REQUEST_TIMEOUT_S)]
+    command = ["python3", "-m", SMOKE_MODULE, "--wait", str(WAIT_S), "--timeout", str(REQUEST_TIMEOUT_S)]
     for endpoint, models in sorted(targets.items()):
         command += ["--check", f"{endpoint}={','.join(models)}"]
     return command

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from pulumi.runtime import settings as runtime_settings
 
-from tools.offline import PlatformMocks, run_program
 from tests.delivery.contract import drain_event_loop, load_contract
+from tools.offline import PlatformMocks, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUMER = ROOT / "consumer"

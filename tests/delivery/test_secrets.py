@@ -23,10 +23,10 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from tools import offline
-from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 from platform_spec.settings import read_stack_config
 from tests.delivery.contract import drain_event_loop
+from tools import offline
+from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generated secrets: resource type -> output holding the secret value.

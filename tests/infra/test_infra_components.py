@@ -22,10 +22,10 @@ from infra.gpu_software import time_slicing_config
 from infra.iam import pod_identity_role
 from infra.kubeconfig import render_kubeconfig
 from infra.network import plan_subnets
-from tools.offline import DEPLOYER_ROLE_ARN
 from infra.program import build_platform, settings_from_engine, stack_outputs
 from platform_spec.settings import REPO_ROOT, GpuPool
 from tests.pulumi_harness import PlatformMocks, run_stack
+from tools.offline import DEPLOYER_ROLE_ARN
 
 # --- subnet layout ------------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ import re
 import subprocess
 import sys
 
-from tools import plan
 from platform_spec.settings import REPO_ROOT
 from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK
+from tools import plan
 
 LOCK = ["--sources-lock", SYNTHETIC_SOURCES_LOCK]
 

@@ -10,11 +10,11 @@ import yaml
 from infra import scheduling
 from infra.cluster import CONTROL_PLANE_LOG_TYPES
 from infra.gpu_software import NAMESPACE
-from tools.offline import DEPLOYER_ROLE_ARN
 from infra.program import OUTPUTS_VERSION
 from platform_spec import versions
 from tests.delivery.contract import load_contract
 from tests.pulumi_harness import is_taggable
+from tools.offline import DEPLOYER_ROLE_ARN
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -4,7 +4,8 @@ The CPU repository of the whole catalog is rendered once per session (its artifa
 content-addressed cache, ``$MODEL_REPO_ARTIFACT_CACHE`` or ``~/.cache/triton-platform/artifacts``) and
 served by one tritonserver (from ``nvidia-pytriton``) on free loopback ports, with strict readiness;
 every serving test talks to that server over HTTP and gRPC, which keeps model loading to one time
-per run. Test speech is spoken by espeak-ng and mixed with noise by sox at test time.
+per run. Test speech is spoken by espeak-ng and mixed with sox's pink noise at test time
+(``local.speech_sample``, the platform's one speech-sample maker).
 """
 
 from __future__ import annotations
@@ -12,85 +13,34 @@ from __future__ import annotations
 import json
 import queue
 import re
-import shutil
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
+from local.speech_sample import SpeechSample
+from local.speech_sample import speech_sample as make_speech_sample
+from local.voice_turn import pipeline_inputs
 from model_repo import catalog, render
 from model_repo.local_server import TritonServer
 
-SAMPLE_RATE = 16_000
 SPEECH_TEXT = "Hello, I cannot hear the other person during my calls. How do I fix the audio?"
 LEAD_SILENCE_S = 1.5  # known silence (then only noise) before the speech
 TAIL_SILENCE_S = 1.0
 NOISE_VOLUME = 0.2  # sox pinknoise amplitude: about -28 dBFS, ~8 dB below the speech
 
 
-def _run(*cmd: str) -> None:
-    tool = shutil.which(cmd[0])
-    if tool is None:
-        pytest.fail(f"{cmd[0]} is not installed; install it with: apt-get install -y {cmd[0]}")
-    subprocess.run([tool, *cmd[1:]], check=True, capture_output=True)
-
-
-def _read(path: Path) -> np.ndarray:
-    audio, rate = soundfile.read(path, dtype="float32")
-    assert rate == SAMPLE_RATE, f"{path}: {rate} Hz"
-    return audio
-
-
-@dataclass(frozen=True)
-class SpeechSample:
-    """A spoken utterance with known silence around it, clean and mixed with pink noise."""
-
-    clean: np.ndarray  # the padded speech, no noise
-    noisy: np.ndarray  # the same plus noise (what a microphone in a noisy room hears)
-    speech_start_s: float  # where the speech really is (from the clean signal's energy)
-    speech_end_s: float
-    wav: Path  # the noisy mix as a WAV file
-
-    def noise_only(self) -> slice:
-        """Samples of the lead-in that hold noise and no speech (a margin before the onset)."""
-        return slice(int(0.2 * SAMPLE_RATE), int((self.speech_start_s - 0.2) * SAMPLE_RATE))
-
-    def speech(self) -> slice:
-        return slice(int(self.speech_start_s * SAMPLE_RATE), int(self.speech_end_s * SAMPLE_RATE))
-
-
-def speech_bounds(clean: np.ndarray, frame: int = 160, floor_db: float = -40.0) -> tuple[float, float]:
-    """First and last 10 ms frame whose RMS is within ``floor_db`` of the loudest frame, in seconds."""
-    frames = clean[: len(clean) // frame * frame].reshape(-1, frame)
-    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))
-    active = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
-    return active[0] * frame / SAMPLE_RATE, (active[-1] + 1) * frame / SAMPLE_RATE
-
-
 @pytest.fixture(scope="session")
-def speech_sample(tmp_path_factory) -> SpeechSample:
-    work = tmp_path_factory.mktemp("audio")
-    _run("espeak-ng", "-v", "en-us", "-w", str(work / "speech.wav"), SPEECH_TEXT)
-    _run("sox", str(work / "speech.wav"), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(work / "speech16.wav"))
-    _run("sox", str(work / "speech16.wav"), str(work / "padded.wav"), "pad", str(LEAD_SILENCE_S), str(TAIL_SILENCE_S))
-    seconds = len(_read(work / "padded.wav")) / SAMPLE_RATE
-    # -R: sox's repeatable mode (fixed seed), so the noise is the same every run.
-    _run("sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(work / "noise.wav"),
-         "synth", f"{seconds}", "pinknoise", "vol", str(NOISE_VOLUME))  # fmt: skip
-    _run("sox", "-R", "-m", "-v", "1", str(work / "padded.wav"), "-v", "1", str(work / "noise.wav"),
-         str(work / "noisy.wav"))  # fmt: skip
-    clean, noisy = _read(work / "padded.wav"), _read(work / "noisy.wav")
-    start, end = speech_bounds(clean)
-    assert start >= LEAD_SILENCE_S - 0.01, "espeak-ng speech should start after the padding"
-    return SpeechSample(clean, noisy, start, end, work / "noisy.wav")
+def speech_sample() -> SpeechSample:
+    sample = make_speech_sample(SPEECH_TEXT, lead_silence_s=LEAD_SILENCE_S, tail_silence_s=TAIL_SILENCE_S,
+                                peak=None, pink_noise_volume=NOISE_VOLUME)  # fmt: skip
+    assert sample.speech_start_s >= LEAD_SILENCE_S - 0.01, "espeak-ng speech should start after the padding"
+    return sample
 
 
 # --- the server -------------------------------------------------------------------------------------
@@ -217,14 +167,8 @@ class Serving:
 
 
 def voice_turn(serving: Serving, speech_sample: SpeechSample, max_tokens: int) -> list[StreamResponse]:
-    """One voice turn through ``voice_pipeline``: the spoken WAV in, every streamed response out."""
-    audio, rate = soundfile.read(speech_sample.wav, dtype="float32")
-    values = {
-        "AUDIO": audio,
-        "SAMPLE_RATE": np.array([rate], dtype=np.int32),
-        "MAX_TOKENS": np.array([max_tokens], dtype=np.int32),
-    }
-    return serving.stream("voice_pipeline", values)
+    """One voice turn through ``voice_pipeline``: the noisy speech in, every streamed response out."""
+    return serving.stream("voice_pipeline", pipeline_inputs(speech_sample.noisy, max_tokens))
 
 
 @pytest.fixture(scope="session")

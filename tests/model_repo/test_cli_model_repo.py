@@ -14,7 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -124,11 +123,6 @@ def test_render_refuses_a_non_empty_out_without_replace(tmp_path, python_models,
     assert not (out / "keep").exists()
 
 
-def test_exit_after_demo_needs_demo(capsys):
-    assert main(["serve", "--stack", "dev", "--exit-after-demo"]) == 2
-    assert "--exit-after-demo needs --demo" in capsys.readouterr().err
-
-
 def test_bad_target_is_an_argparse_error():
     proc = run_cli("render", "--stack", "dev", "--target", "tpu", "--out", "/tmp/x")
     assert proc.returncode == 2 and "invalid choice: 'tpu'" in proc.stderr
@@ -188,67 +182,3 @@ def test_serve_starts_triton_prints_endpoints_and_stops_on_sigterm(tmp_path, pyt
             proc.wait()
     thread.join(5)
     assert "tritonserver stopped" in "".join(lines)
-
-
-# --- serve --demo: the sample and the streaming client ---------------------------------------------
-
-SCRIPTED_PIPELINE = textwrap.dedent(
-    """
-    # Plays the voice pipeline's streaming protocol from a script, so the demo client is tested on its
-    # own (the real pipeline is exercised end to end by the serving tests).
-    import numpy as np
-    import triton_python_backend_utils as pb_utils
-
-    def text(value):
-        return np.array([value.encode()], dtype=np.object_)
-
-    class TritonPythonModel:
-        def execute(self, requests):
-            for request in requests:
-                sender = request.get_response_sender()
-                audio = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy()
-                sent = [
-                    {"TRANSCRIPT": text(f"{audio.size} samples"), "PASSAGES": np.array([b"a", b"b"], dtype=np.object_)},
-                    {"TEXT_OUTPUT": text("Hello ")},
-                    {"TEXT_OUTPUT": text("there.")},
-                    {"AUDIO": np.zeros(8000, np.float32)},
-                    {"AUDIO": np.zeros(4000, np.float32)},
-                ]
-                for outputs in sent:
-                    tensors = [pb_utils.Tensor(k, v) for k, v in outputs.items()]
-                    sender.send(pb_utils.InferenceResponse(output_tensors=tensors))
-                sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-            return None
-    """
-)
-
-
-def test_demo_sample_is_noisy_speech_at_16khz(tmp_path):
-    from model_repo.__main__ import make_demo_sample
-
-    audio, seconds = make_demo_sample(tmp_path)
-    assert audio.dtype == np.float32 and 2.0 < seconds < 6.0
-    assert abs(audio.size - seconds * catalog.AUDIO_SAMPLE_RATE) <= 1
-    rate = catalog.AUDIO_SAMPLE_RATE
-    quiet, spoken = audio[: rate // 4], audio[rate : 2 * rate]
-    assert 0 < np.sqrt(np.mean(quiet**2)) < np.sqrt(np.mean(spoken**2)) / 3  # noise floor, then speech
-
-
-@pytest.mark.triton
-def test_demo_client_streams_a_turn_through_the_pipeline_protocol(tmp_path):
-    from model_repo import render
-    from model_repo.__main__ import run_demo_turn
-    from model_repo.local_server import TritonServer
-
-    repo = tmp_path / "repo"
-    (repo / "voice_pipeline" / "1").mkdir(parents=True)
-    config = render.model_config({s.name: s for s in catalog.select({})}["voice_pipeline"], "cpu")
-    assert config.name == "voice_pipeline" and config.model_transaction_policy.decoupled
-    (repo / "voice_pipeline" / "config.pbtxt").write_text(text_format.MessageToString(config))
-    (repo / "voice_pipeline" / "1" / "model.py").write_text(SCRIPTED_PIPELINE)
-    with TritonServer(repo) as server:
-        result = run_demo_turn(server.endpoints.grpc, np.zeros(16000, np.float32), timeout_s=30)
-    assert result["transcript"] == "16000 samples" and result["passages"] == ["a", "b"]
-    assert result["text"] == "Hello there."
-    assert result["audio_s"] == pytest.approx(0.75)
-    assert 0 < result["transcript_ms"] <= result["first_token_ms"] <= result["first_audio_ms"] <= result["total_ms"]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tools.offline import PlatformMocks, run_program
 from infra.program import build_platform, settings_from_engine, stack_outputs
 from infra.stack_plan import gpu_specs, plan_stack
 from infra.triton.publication import EngineRef, render_gpu_repository, required_engines
 from infra.triton.wiring import build_triton
 from model_repo import catalog
 from tests.pulumi_harness import stack_config
+from tools.offline import PlatformMocks, run_program
 
 ENGINE_STORE_ROOT = "engine-store/"
 

@@ -48,7 +48,8 @@ def test_dockerfile_defaults_and_flavours_follow_the_pinned_versions():
     assert re.search(r"^USER 1000:1000$", text, re.MULTILINE), "pods run as uid 1000; the image must too"
     for flavour in image.BASE_IMAGES:
         assert (DOCKER_DIR / f"requirements-{flavour}.txt").is_file()
-    assert "COPY infra/triton/smoke_job.py /opt/platform/bin/triton_smoke.py" in text
+    shipped = "local/__init__.py local/smoke.py local/model_inputs.py local/triton_calls.py"
+    assert f"COPY {shipped} /opt/platform/local/" in text
     assert not re.search(r"\.plan|engines/|checkpoint", text), "engines are never baked into the image"
 
 
@@ -56,7 +57,8 @@ def test_staged_context_holds_every_copy_source_and_nothing_else(tmp_path):
     context, digest = image.stage_context(REPO_ROOT, tmp_path)
     files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
     assert files == {p.relative_to(REPO_ROOT).as_posix() for p in image.context_files()}
-    assert "infra/triton/smoke_job.py" in files and "model_repo/python_models/gpu/asr/model.py" in files
+    assert "local/smoke.py" in files and "model_repo/python_models/gpu/asr/model.py" in files
+    assert "local/__main__.py" not in files and "platform_spec/gpus.py" in files
     assert not any("__pycache__" in f or f.endswith(".pyc") or "/tests/" in f for f in files)
     assert not any(f.startswith((".venv", "build/", "tests/")) for f in files)
     text = (DOCKER_DIR / "Dockerfile").read_text()

@@ -13,7 +13,6 @@ import pytest
 
 from engines.source_lock import SourceLock
 from engines.spec import SourceRef
-from tools.offline import run_program
 from infra.stack_plan import gpu_specs
 from infra.triton.publication import (
     EngineRef,
@@ -27,6 +26,7 @@ from infra.triton.publication import (
 from model_repo import catalog
 from platform_spec.settings import load_stack_settings
 from tests.triton.conftest import triton_mocks
+from tools.offline import run_program
 
 ASR_TOKENS, TTS_TOKENS = "export://asr/tokens.txt", "export://tts/tokens.json"
 PIN_ASR, PIN_TTS = hashlib.sha256(b"asr tokens").hexdigest(), hashlib.sha256(b"tts tokens").hexdigest()

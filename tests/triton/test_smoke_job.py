@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.triton import smoke_job
+from local import smoke as smoke_job
 from model_repo.local_server import TritonServer, find_installation
 from tests.triton.triton_fixtures import CONFIGS, FIXTURES, SERVED, SET_BY_LOCAL_SERVER, serving_flags
 
-SCRIPT = Path(smoke_job.__file__)
+SHIPPED = ("__init__", "smoke", "model_inputs", "triton_calls")  # what the serving image ships of local/
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_smoke_passes_on_models_that_answer_right(server, capsys):
     assert smoke_job.main(["--check", f"{grpc}=vad_like,embed_like,llm_like", "--wait", "30"]) == 0
     out = capsys.readouterr().out
     assert "3/3 models passed" in out
-    assert re.search(r"ok\s+\S+ llm_like .*stream: TEXT_OUTPUT x3", out)
-    assert re.search(r"ok\s+\S+ embed_like .*EMBEDDING\[1, 8\]", out)
+    assert re.search(r"llm_like\s+unknown\s+yes\s+ok .*stream: TEXT_OUTPUT x3", out)
+    assert re.search(r"embed_like\s+unknown\s+yes\s+ok .*EMBEDDING\[1, 8\]", out)
 
 
 def test_smoke_fails_with_a_clear_message_on_a_wrong_answer_and_a_model_not_ready(server, capsys):
@@ -56,15 +56,22 @@ def test_smoke_fails_with_a_clear_message_on_a_wrong_answer_and_a_model_not_read
     assert smoke_job.main(["--check", f"{grpc}=vad_like,wrong_vad,never_loaded", "--wait", "30"]) == 1
     captured = capsys.readouterr()
     assert "1/3 models passed" in captured.out
-    wrong = r"model wrong_vad at \S+: output SPEECH_PROBS ranges \[2\.\d+, \d+\.\d+\], probabilities need \[0, 1\]"
+    wrong = (r"model wrong_vad at \S+: inference: output SPEECH_PROBS ranges \[2\.\d+, \d+\.\d+\], "
+             r"probabilities need \[0, 1\]")
     assert re.search(wrong, captured.err)
     assert re.search(r"model never_loaded at \S+: is not ready \(in the repository, not loaded\)", captured.err)
 
 
 def test_smoke_cli_runs_standalone_and_checks_every_listed_model(server, tmp_path):
-    # As in the Job: the script alone (no repository on the path), every model the server lists.
+    # As in the Job: only the modules the image ships (no checkout on the path), every model the server lists.
+    shipped = tmp_path / "platform" / "local"
+    shipped.mkdir(parents=True)
+    for name in SHIPPED:
+        shutil.copy(Path(smoke_job.__file__).with_name(f"{name}.py"), shipped / f"{name}.py")
+    run_module = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1));"
+                  "runpy.run_module('local.smoke', run_name='__main__')")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--check", server.endpoints.grpc, "--wait", "30"],
+        [sys.executable, "-I", "-c", run_module, str(shipped.parent), "--check", server.endpoints.grpc, "--wait", "30"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
@@ -74,7 +81,7 @@ def test_smoke_cli_runs_standalone_and_checks_every_listed_model(server, tmp_pat
 
 def test_smoke_reports_an_unreachable_server(capsys):
     assert smoke_job.main(["--check", "127.0.0.1:9=vad", "--wait", "1"]) == 1
-    assert "server at 127.0.0.1:9 not ready after 1s" in capsys.readouterr().err
+    assert "model vad at 127.0.0.1:9: server unreachable" in capsys.readouterr().err
 
 
 def test_served_metrics_carry_what_the_autoscaler_and_monitoring_read(server):

@@ -213,9 +213,9 @@ def test_inputs_are_checked_and_the_provider_pickles_without_clients():
 def test_triton_loads_a_published_pool_repository_from_s3(s3_endpoint, bucket, tmp_path):
     """Engine store -> StoreCopy -> the pool's repository layout -> the real tritonserver reading it over
     the S3 API, with the Deployment's flags and region variable; then every model answers."""
-    from infra.triton import smoke_job
     from infra.triton.deployment import triton_args
     from infra.triton.publication import pool_repository_uri, version_prefix
+    from local import smoke as smoke_job
     from model_repo.local_server import TritonServer
     from platform_spec.serving import PoolServing
     from tests.triton.triton_fixtures import CONFIGS, FIXTURES, SET_BY_LOCAL_SERVER

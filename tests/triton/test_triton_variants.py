@@ -86,13 +86,13 @@ def test_declared_engines_plug_in_as_the_program_declares_them(tmp_path):
     from engines.source_lock import SourceLock
     from engines.spec import SourceRef
     from infra.engine_declarations import declare_engines
-    from tools.offline import run_program
     from infra.program import build_platform, settings_from_engine, stack_outputs
     from infra.stack_plan import gpu_specs, plan_stack
     from infra.triton.wiring import build_triton
     from model_repo import catalog
     from tests.pulumi_harness import stack_config
     from tests.triton.conftest import triton_mocks
+    from tools.offline import run_program
 
     def pin(uri: str) -> SourceRef:  # what `python -m engines.source_lock record` writes, for this test's stack
         return SourceRef(f"store://pinned/{uri.split('://', 1)[1]}", hashlib.sha256(uri.encode()).hexdigest(), "locked")
