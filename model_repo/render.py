@@ -26,16 +26,14 @@ variants as adapters on their base model).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import importlib
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,29 +54,27 @@ from model_repo.catalog import (
     effective_batching,
     serving_precision,
 )
-
-PYTHON_MODELS_DIR = Path(__file__).resolve().parent / "python_models"
-# Files under python_models/_common/ are copied into every Python model's version directory as the
-# package `_common` (the Python backend puts the version directory on sys.path).
-COMMON_DIR = "_common"
-MANIFEST = "repository.json"
-VERSION = "1"
-PLAN_FILENAME = "model.plan"
-LLM_VARIANT_MODES = ("separate", "lora")
-# Suffix of the parameters naming the GPU pool whose server serves a called model (python_models/
-# _common/remote.py reads the same name).
-ENDPOINT_POOL_SUFFIX = "_endpoint_pool"
-
-# What each target may run. cpu: the Python backend only (no TensorRT, one image-free runtime).
-ALLOWED_BACKENDS = {"gpu": {"python"}, "cpu": {"python"}}
-ALLOWED_PLATFORMS = {"gpu": {"tensorrt_plan"}, "cpu": set()}
-_UNRESOLVED = re.compile(r"\$\{|\{\{|\}\}|<no value>")
+from model_repo.layout import (  # noqa: F401 (part of this module's interface)
+    ALLOWED_BACKENDS,
+    ALLOWED_PLATFORMS,
+    COMMON_DIR,
+    ENDPOINT_POOL_SUFFIX,
+    LLM_VARIANT_MODES,
+    MANIFEST,
+    PLAN_FILENAME,
+    PYTHON_MODELS_DIR,
+    UNRESOLVED,
+    VERSION,
+    RenderError,
+    required_files,
+)
+from model_repo.repository_checks import (  # noqa: F401 (part of this module's interface)
+    parse_config,
+    validate_configs,
+    validate_repository,
+)
 
 ArtifactBuilder = Callable[[ModelSpec, Path], Path]
-
-
-class RenderError(ValueError):
-    """The repository cannot be rendered or failed validation; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -339,170 +335,6 @@ def _placed_file(name: str, artifact: Artifact) -> dict[str, Any]:
 def builds_on_gpu(serving: Any) -> bool:
     """True when the renderer builds the gpu-target artifact itself (``generated://``: reproducible here)."""
     return serving.artifact is not None and serving.artifact.scheme == "generated"
-
-
-def required_files(model_py: Path, parameters: Mapping[str, str]) -> dict[str, str]:
-    """What a Python model loads from its version directory: ``REQUIRED_FILES`` of its ``model.py`` (config
-    parameter -> default path), each resolved against the config's ``parameters``. Read with ``ast``, not
-    imported: the model imports Triton's Python-backend module, which exists only inside the server."""
-    tree = ast.parse(Path(model_py).read_text(), filename=str(model_py))
-    for node in tree.body:
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
-        if any(isinstance(t, ast.Name) and t.id == "REQUIRED_FILES" for t in targets) and node.value is not None:
-            try:
-                declared = ast.literal_eval(node.value)
-            except ValueError:
-                raise RenderError(f"{model_py}: REQUIRED_FILES must be a literal dict of parameter -> path") from None
-            if not isinstance(declared, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
-            ):
-                raise RenderError(f"{model_py}: REQUIRED_FILES must map config parameter names to paths")
-            return {key: parameters.get(key, default) for key, default in declared.items()}
-    return {}
-
-
-# --- validation -----------------------------------------------------------------------------------
-
-
-def _check_tensors(model: str, kind: str, tensors: Iterable[Any], problems: list[str]) -> None:
-    names = []
-    for t in tensors:
-        names.append(t.name)
-        if not t.name:
-            problems.append(f"{model}: an {kind} has no name")
-        if t.data_type == mc.TYPE_INVALID:
-            problems.append(f"{model}: {kind} {t.name!r} has no valid data_type")
-        if not t.dims or any(d == 0 or d < -1 for d in t.dims):
-            problems.append(f"{model}: {kind} {t.name!r} dims {list(t.dims)} must be positive sizes or -1")
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        problems.append(f"{model}: {kind} names repeat: {dupes}")
-
-
-def validate_configs(configs: Mapping[str, mc.ModelConfig], target: str) -> None:
-    """Check a set of configs as one repository; raise RenderError listing every problem."""
-    problems: list[str] = []
-    for key, config in configs.items():
-        name = config.name
-        if name != key:
-            problems.append(f"{key}: config name {name!r} differs from its directory {key!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name or ""):
-            problems.append(f"{key}: model name {name!r} is not a valid directory/model name")
-        if bool(config.backend) == bool(config.platform):
-            problems.append(f"{name}: set exactly one of backend ({config.backend!r}) / platform ({config.platform!r})")
-        if config.backend and config.backend not in ALLOWED_BACKENDS[target]:
-            problems.append(f"{name}: backend {config.backend!r} not allowed on {target}")
-        if config.platform and config.platform not in ALLOWED_PLATFORMS[target]:
-            problems.append(f"{name}: platform {config.platform!r} not allowed on {target}")
-        if config.max_batch_size < 0:
-            problems.append(f"{name}: max_batch_size {config.max_batch_size} < 0")
-        if config.HasField("dynamic_batching"):
-            if config.max_batch_size == 0:
-                problems.append(f"{name}: dynamic_batching needs max_batch_size > 0")
-            bad = [p for p in config.dynamic_batching.preferred_batch_size if not 1 <= p <= config.max_batch_size]
-            if bad:
-                problems.append(f"{name}: preferred_batch_size {bad} outside 1..{config.max_batch_size}")
-        if config.model_transaction_policy.decoupled and config.backend != "python":
-            problems.append(f"{name}: decoupled needs the python backend here")
-        if not config.input or not config.output:
-            problems.append(f"{name}: needs at least one input and one output")
-        _check_tensors(name, "input", config.input, problems)
-        _check_tensors(name, "output", config.output, problems)
-        if not config.instance_group:
-            problems.append(f"{name}: no instance_group")
-        for group in config.instance_group:
-            if group.count < 1:
-                problems.append(f"{name}: instance_group {group.name!r} count {group.count} < 1")
-            if target == "cpu" and group.kind != mc.ModelInstanceGroup.KIND_CPU:
-                problems.append(f"{name}: the cpu target runs KIND_CPU only")
-            if group.gpus and group.kind != mc.ModelInstanceGroup.KIND_GPU:
-                problems.append(f"{name}: instance_group {group.name!r} lists gpus but is not KIND_GPU")
-            if config.platform == "tensorrt_plan" and group.kind != mc.ModelInstanceGroup.KIND_GPU:
-                problems.append(f"{name}: a TensorRT plan runs on KIND_GPU")
-        # Ensemble steps and BLS references (every `*_model` parameter) name models of this repository.
-        for step in config.ensemble_scheduling.step:
-            if step.model_name not in configs:
-                problems.append(f"{name}: ensemble step calls {step.model_name!r}, which is not in the repository")
-        for pkey, pvalue in config.parameters.items():
-            if pkey.endswith("_model") and pvalue.string_value not in configs:
-                problems.append(
-                    f"{name}: parameter {pkey} = {pvalue.string_value!r} names no model in the repository "
-                    f"({sorted(configs)})"
-                )
-        text = text_format.MessageToString(config)
-        if _UNRESOLVED.search(text):
-            problems.append(f"{name}: unresolved placeholder in config: {_UNRESOLVED.search(text).group(0)!r}")
-    if problems:
-        raise RenderError("invalid model repository:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-def parse_config(path: Path) -> mc.ModelConfig:
-    """Parse a config.pbtxt with Triton's schema (unknown fields are errors)."""
-    try:
-        return text_format.Parse(path.read_text(), mc.ModelConfig())
-    except text_format.ParseError as exc:
-        raise RenderError(f"{path}: not a valid Triton model config ({exc})") from None
-
-
-def validate_repository(root: Path, target: str) -> dict[str, mc.ModelConfig]:
-    """Parse every config.pbtxt under ``root`` back and validate the repository as Triton would load it."""
-    root = Path(root)
-    configs: dict[str, mc.ModelConfig] = {}
-    problems: list[str] = []
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        cfg = model_dir / "config.pbtxt"
-        if not cfg.is_file():
-            problems.append(f"{model_dir.name}: no config.pbtxt")
-            continue
-        raw = cfg.read_text()
-        if _UNRESOLVED.search(raw):
-            problems.append(f"{model_dir.name}: unresolved placeholder {_UNRESOLVED.search(raw).group(0)!r}")
-        config = parse_config(cfg)
-        configs[model_dir.name] = config
-        version = model_dir / VERSION
-        if not version.is_dir():
-            problems.append(f"{model_dir.name}: no version directory {VERSION}/")
-        elif config.backend == "python" and not (version / "model.py").is_file():
-            problems.append(f"{model_dir.name}: Python backend model without {VERSION}/model.py")
-    manifest = root / MANIFEST
-    if manifest.is_file() and _UNRESOLVED.search(manifest.read_text()):
-        problems.append(f"{MANIFEST}: unresolved placeholder")
-    problems += _unplaced_required_files(root, configs)
-    if problems:
-        raise RenderError("invalid model repository:\n" + "\n".join(f"  - {p}" for p in problems))
-    if not configs:
-        raise RenderError(f"{root}: no models")
-    validate_configs(configs, target)
-    return configs
-
-
-def _unplaced_required_files(root: Path, configs: Mapping[str, mc.ModelConfig]) -> list[str]:
-    """Every file a Python model declares in REQUIRED_FILES must be in its version directory or listed in
-    ``repository.json`` for the deployment to place; otherwise the model would fail to load in production."""
-    listed: dict[str, set[str]] = {}
-    manifest = root / MANIFEST
-    if manifest.is_file():
-        try:
-            for entry in json.loads(manifest.read_text()).get("models", []):
-                listed[entry["name"]] = {a["path"] for a in entry.get("artifacts", [])}
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            return [f"{MANIFEST}: not a repository manifest ({exc})"]
-    problems = []
-    for name, config in configs.items():
-        model_py = root / name / VERSION / "model.py"
-        if config.backend != "python" or not model_py.is_file():
-            continue
-        params = {k: v.string_value for k, v in config.parameters.items()}
-        for parameter, rel in required_files(model_py, params).items():
-            if not (model_py.parent / rel).exists() and f"{VERSION}/{rel}" not in listed.get(name, set()):
-                problems.append(
-                    f"{name}: model.py loads {VERSION}/{rel} (REQUIRED_FILES[{parameter!r}]), which is neither in "
-                    f"the repository nor listed in {MANIFEST} for the deployment to place; give the catalog "
-                    f"entry an artifact or a `files` entry for it"
-                )
-    return problems
 
 
 # --- writing --------------------------------------------------------------------------------------

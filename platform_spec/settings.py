@@ -16,18 +16,16 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from platform_spec import gpus, versions
+from platform_spec.config_model import ConfigModel
+from platform_spec.monitoring import MonitoringSettings, byte_size  # noqa: F401 (part of the settings tree)
 from platform_spec.serving import TritonSettings, TritonSettingsError, triton_overrides, triton_settings
 
 PROJECT = "triton-platform"
@@ -43,14 +41,6 @@ class SettingsError(ValueError):
         super().__init__(f"invalid stack config in {source}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class _Model(BaseModel):
-    # Unknown keys are errors (a typo must not silently fall back to a default); camelCase keys in
-    # YAML, snake_case in Python; frozen so components cannot mutate shared settings.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
 def _cidr(value: str) -> str:
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
@@ -58,7 +48,7 @@ def _cidr(value: str) -> str:
         raise ValueError(f"not an IPv4 CIDR block ({exc}); write it like 10.0.0.0/16") from None
 
 
-class ExistingVpc(_Model):
+class ExistingVpc(ConfigModel):
     """Deploy into a VPC that already exists instead of creating one."""
 
     vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
@@ -74,7 +64,7 @@ class ExistingVpc(_Model):
         return ids
 
 
-class NetworkSettings(_Model):
+class NetworkSettings(ConfigModel):
     az_count: int = Field(ge=2, le=6)
     vpc_cidr: str = "10.0.0.0/16"
     # "single": one NAT gateway for the VPC (cheap, one AZ is a single point of failure);
@@ -92,7 +82,7 @@ class NetworkSettings(_Model):
         return cidr
 
 
-class ClusterSettings(_Model):
+class ClusterSettings(ConfigModel):
     kubernetes_version: str = versions.KUBERNETES_VERSION
     endpoint_private_access: bool = True
     endpoint_public_access: bool = False
@@ -134,7 +124,7 @@ class ClusterSettings(_Model):
         return self
 
 
-class _Scaling(_Model):
+class _Scaling(ConfigModel):
     min_size: int = Field(ge=0)
     max_size: int = Field(ge=1)
     desired_size: int = Field(ge=0)
@@ -214,7 +204,7 @@ class GpuPool(_Scaling):
         return gpus.GPU_SKUS[self.gpu_sku].compute_capability
 
 
-class DevicePluginSettings(_Model):
+class DevicePluginSettings(ConfigModel):
     # Time-slicing lets several pods share one GPU (dev economy); it gives no memory isolation,
     # so production pools keep "none".
     sharing: Literal["none", "time-slicing"] = "none"
@@ -227,102 +217,12 @@ class DevicePluginSettings(_Model):
         return self
 
 
-class ModelSelection(_Model):
+class ModelSelection(ConfigModel):
     enabled: bool = True
     precision: str | None = None
 
 
-# Prometheus' duration syntax for --storage.tsdb.retention.time, largest unit first.
-_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
-# The prometheus-operator's ByteSize pattern for retentionSize.
-_BYTE_SIZE = re.compile(r"^(?P<number>[0-9]*\.?[0-9]+)(?P<unit>(K|M|G|T|P|E)?i?B)$")
-_UNIT_BYTES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-_BINARY_UNIT_BYTES = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50, "E": 2**60}
-# DNS-1123 subdomain: names of Secrets and StorageClasses.
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# Prometheus needs headroom above retentionSize on its volume: the write-ahead log and compaction
-# are not counted in retentionSize.
-_MAX_RETENTION_SHARE_OF_VOLUME = 0.9
-
-
-def byte_size(value: str) -> float:
-    """Bytes in a Prometheus byte size such as ``45GB`` or ``40GiB``."""
-    match = _BYTE_SIZE.match(value)
-    if match is None:
-        raise ValueError(value)
-    unit = match["unit"]
-    prefix = unit[0] if unit[0] in _UNIT_BYTES and unit != "B" else ""
-    scale = _BINARY_UNIT_BYTES[prefix] if "i" in unit else _UNIT_BYTES[prefix]
-    return float(match["number"]) * scale
-
-
-class MonitoringSettings(_Model):
-    """What a stack decides about its monitoring (kube-prometheus-stack).
-
-    retention / retention_size: how long and how much Prometheus keeps (whichever limit is reached
-    first); storage_gib / storage_class: Prometheus' persistent volume; alertmanager_config_secret:
-    an existing Secret (key ``alertmanager.yaml``) in the monitoring namespace holding Alertmanager's
-    receivers, or None for the chart's default configuration, which routes every alert to a receiver
-    that drops it; expose_grafana: put Grafana behind an internal AWS load balancer.
-    """
-
-    retention: str = "15d"
-    retention_size: str = "45GB"
-    storage_gib: int = 50
-    storage_class: str = "gp3"
-    alertmanager_config_secret: str | None = None
-    expose_grafana: bool = False
-
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _retention(cls, value: Any) -> Any:
-        if not isinstance(value, str) or not value or not _DURATION.match(value):
-            raise ValueError(f"retention={value!r} is invalid: use a Prometheus duration such as '15d', '12h' or '2w'")
-        return value
-
-    @field_validator("retention_size", mode="before")
-    @classmethod
-    def _retention_size(cls, value: Any) -> Any:
-        if not isinstance(value, str) or not _BYTE_SIZE.match(value):
-            raise ValueError(f"retention_size={value!r} is invalid: use a size such as '45GB' or '40GiB'")
-        return value
-
-    @field_validator("storage_gib", mode="before")
-    @classmethod
-    def _storage_gib(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"storage_gib={value!r} is invalid: use a whole number of GiB, at least 1")
-        return value
-
-    @field_validator("storage_class", "alertmanager_config_secret", mode="before")
-    @classmethod
-    def _object_name(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None and info.field_name == "alertmanager_config_secret":
-            return value
-        if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
-            raise ValueError(f"{info.field_name}={value!r} is invalid: use the name of an existing object (DNS-1123)")
-        return value
-
-    @field_validator("expose_grafana", mode="before")
-    @classmethod
-    def _boolean(cls, value: Any) -> Any:
-        if not isinstance(value, bool):
-            raise ValueError(f"expose_grafana={value!r} is invalid: use true or false")
-        return value
-
-    @model_validator(mode="after")
-    def _retention_fits_volume(self) -> MonitoringSettings:
-        volume_bytes = self.storage_gib * 2**30
-        if byte_size(self.retention_size) > _MAX_RETENTION_SHARE_OF_VOLUME * volume_bytes:
-            raise ValueError(
-                f"retention_size={self.retention_size!r} is invalid: it must stay under "
-                f"{int(_MAX_RETENTION_SHARE_OF_VOLUME * 100)}% of the {self.storage_gib} GiB volume (storage_gib) "
-                "so the write-ahead log fits; lower retentionSize or raise storageGib"
-            )
-        return self
-
-
-class EngineSettings(_Model):
+class EngineSettings(ConfigModel):
     """How engines are built and kept (engines/README.md)."""
 
     # Catalog source URI -> pinned bytes (store path + sha256); relative to the repository root.
@@ -341,7 +241,7 @@ class EngineSettings(_Model):
         return path
 
 
-class Settings(_Model):
+class Settings(ConfigModel):
     """A whole stack: which environment, where, what cluster, which GPU pools and models."""
 
     environment: Literal["dev", "prod"]

@@ -1,0 +1,100 @@
+"""The stack config's ``monitoring`` object: Prometheus retention and volume, Alertmanager's receivers,
+Grafana's exposure. Validated with the rest of the config (``platform_spec.settings``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from platform_spec.config_model import ConfigModel
+
+# Prometheus' duration syntax for --storage.tsdb.retention.time, largest unit first.
+_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
+# The prometheus-operator's ByteSize pattern for retentionSize.
+_BYTE_SIZE = re.compile(r"^(?P<number>[0-9]*\.?[0-9]+)(?P<unit>(K|M|G|T|P|E)?i?B)$")
+_UNIT_BYTES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_BINARY_UNIT_BYTES = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50, "E": 2**60}
+# DNS-1123 subdomain: names of Secrets and StorageClasses.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Prometheus needs headroom above retentionSize on its volume: the write-ahead log and compaction
+# are not counted in retentionSize.
+_MAX_RETENTION_SHARE_OF_VOLUME = 0.9
+
+
+def byte_size(value: str) -> float:
+    """Bytes in a Prometheus byte size such as ``45GB`` or ``40GiB``."""
+    match = _BYTE_SIZE.match(value)
+    if match is None:
+        raise ValueError(value)
+    unit = match["unit"]
+    prefix = unit[0] if unit[0] in _UNIT_BYTES and unit != "B" else ""
+    scale = _BINARY_UNIT_BYTES[prefix] if "i" in unit else _UNIT_BYTES[prefix]
+    return float(match["number"]) * scale
+
+
+class MonitoringSettings(ConfigModel):
+    """What a stack decides about its monitoring (kube-prometheus-stack).
+
+    retention / retention_size: how long and how much Prometheus keeps (whichever limit is reached
+    first); storage_gib / storage_class: Prometheus' persistent volume; alertmanager_config_secret:
+    an existing Secret (key ``alertmanager.yaml``) in the monitoring namespace holding Alertmanager's
+    receivers, or None for the chart's default configuration, which routes every alert to a receiver
+    that drops it; expose_grafana: put Grafana behind an internal AWS load balancer.
+    """
+
+    retention: str = "15d"
+    retention_size: str = "45GB"
+    storage_gib: int = 50
+    storage_class: str = "gp3"
+    alertmanager_config_secret: str | None = None
+    expose_grafana: bool = False
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value or not _DURATION.match(value):
+            raise ValueError(f"retention={value!r} is invalid: use a Prometheus duration such as '15d', '12h' or '2w'")
+        return value
+
+    @field_validator("retention_size", mode="before")
+    @classmethod
+    def _retention_size(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not _BYTE_SIZE.match(value):
+            raise ValueError(f"retention_size={value!r} is invalid: use a size such as '45GB' or '40GiB'")
+        return value
+
+    @field_validator("storage_gib", mode="before")
+    @classmethod
+    def _storage_gib(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"storage_gib={value!r} is invalid: use a whole number of GiB, at least 1")
+        return value
+
+    @field_validator("storage_class", "alertmanager_config_secret", mode="before")
+    @classmethod
+    def _object_name(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name == "alertmanager_config_secret":
+            return value
+        if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
+            raise ValueError(f"{info.field_name}={value!r} is invalid: use the name of an existing object (DNS-1123)")
+        return value
+
+    @field_validator("expose_grafana", mode="before")
+    @classmethod
+    def _boolean(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"expose_grafana={value!r} is invalid: use true or false")
+        return value
+
+    @model_validator(mode="after")
+    def _retention_fits_volume(self) -> MonitoringSettings:
+        volume_bytes = self.storage_gib * 2**30
+        if byte_size(self.retention_size) > _MAX_RETENTION_SHARE_OF_VOLUME * volume_bytes:
+            raise ValueError(
+                f"retention_size={self.retention_size!r} is invalid: it must stay under "
+                f"{int(_MAX_RETENTION_SHARE_OF_VOLUME * 100)}% of the {self.storage_gib} GiB volume (storage_gib) "
+                "so the write-ahead log fits; lower retentionSize or raise storageGib"
+            )
+        return self
