@@ -427,14 +427,26 @@ def stack_config_path(stack: str, root: Path = REPO_ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
+def project_defaults(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The ``default`` of every key ``Pulumi.yaml`` declares: the CLI hands them to the program for keys a
+    stack file leaves out (``pkg/workspace/config.go`` mergeConfig)."""
+    document = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+    return {
+        key: decl["default"]
+        for key, decl in (document.get("config") or {}).items()
+        if isinstance(decl, dict) and "default" in decl
+    }
+
+
 def read_stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The ``config:`` map of ``Pulumi.<stack>.yaml``, as the Pulumi engine would hand it over."""
+    """The config of stack ``stack`` as the Pulumi engine hands it over: ``Pulumi.yaml``'s defaults, then the
+    ``config:`` map of ``Pulumi.<stack>.yaml``."""
     path = stack_config_path(stack, root)
     if not path.is_file():
         stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise SettingsError(str(path), [f"stack {stack!r} has no config file; known stacks: {stacks}"])
     document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
+    return {**project_defaults(root), **(document.get("config") or {})}
 
 
 def load_stack_settings(stack: str, root: Path = REPO_ROOT) -> Settings:
