@@ -66,8 +66,35 @@ _CONFIG_KEYS = {
     "aws_profile": "engines:awsProfile",
     "kubeconfig": "engines:kubeconfig",
 }
-# The value Pulumi passes for an input it does not know yet (preview).
+# The wire sentinel of an input Pulumi does not know yet (preview). The Python SDK turns it into a
+# ``pulumi.output.Unknown`` before calling check/diff (rpc.deserialize_properties(..., keep_unknowns=True)),
+# so both forms count as unknown.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def unknown_paths(value: Any, path: str = "") -> list[str]:
+    """The property paths in ``value`` whose values Pulumi does not know yet (``[]``: all known)."""
+    if isinstance(value, pulumi.output.Unknown) or (isinstance(value, str) and value == UNKNOWN):
+        return [path or "<value>"]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in unknown_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in unknown_paths(v, f"{path}[{i}]")]
+    return []
+
+
+PENDING = "(known during the update)"
+
+
+def known_or_pending(value: Any) -> Any:
+    """``value`` with every unknown replaced by :data:`PENDING`, so comparisons and messages stay plain data."""
+    if isinstance(value, pulumi.output.Unknown) or (isinstance(value, str) and value == UNKNOWN):
+        return PENDING
+    if isinstance(value, Mapping):
+        return {k: known_or_pending(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [known_or_pending(v) for v in value]
+    return value
 
 
 def _progress(message: str) -> None:
@@ -153,8 +180,11 @@ class EngineProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         inputs = dict(news)
-        if any(_is_unknown(v) for v in news.values()):
-            # Preview with values computed by other resources: validate again once they are known.
+        unknown = unknown_paths({k: v for k, v in news.items() if k != "__provider"})
+        if unknown:
+            # Preview with values computed by other resources: the inputs go back unvalidated and are
+            # checked when the update runs and they are known.
+            _progress(f"engine {news.get('model')}: {', '.join(unknown)} not known yet; checked during the update")
             return CheckResult(inputs, [])
         try:
             spec = EngineSpec.from_inputs(news)
@@ -184,6 +214,9 @@ class EngineProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # An input not known yet (preview) differs from what is deployed until proven otherwise: a keyed one
+        # is a rebuild, shown as such.
+        news = known_or_pending(news)
         changes = spec_differences(olds, news)
         replaces = [c.name for c in changes if c.keyed]
         in_place = [c.name for c in changes if not c.keyed]
@@ -230,16 +263,6 @@ class EngineProvider(ResourceProvider):
         except FileNotFoundError:
             removed = False
         _progress(f"engine {model}: artifact {id_[:16]} {'removed' if removed else 'was already gone'}")
-
-
-def _is_unknown(value: Any) -> bool:
-    if isinstance(value, str):
-        return value == UNKNOWN
-    if isinstance(value, Mapping):
-        return any(_is_unknown(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_is_unknown(v) for v in value)
-    return False
 
 
 class Engine(Resource, module="engines", name="Engine"):

@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from engines.provider import known_or_pending, unknown_paths
 from engines.store.base import ARTIFACT_DIR, METADATA_NAME, ArtifactMetadata
 
 PROVIDER_VERSION = "1"
@@ -209,10 +210,17 @@ class StoreCopyProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
         from pulumi.dynamic import CheckFailure, CheckResult
 
+        unknown = unknown_paths({k: v for k, v in news.items() if k != "__provider"})
+        if unknown:
+            # Preview: a source (an Engine's uri) or the bucket is computed in this update; the inputs go
+            # back unvalidated and are checked when the update runs.
+            pulumi.log.info(f"store copy {news.get('destination')}: {', '.join(unknown)} not known yet; checked then")
+            return CheckResult(news, [])
         failures = [CheckFailure(prop, reason) for prop, reason in check_inputs(news)]
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        news = known_or_pending(news)  # an unknown source (a rebuilt Engine's uri) is a change: replace
         changed = [k for k in (*_REPLACING, "delete_on_destroy", "region") if olds.get(k) != news.get(k)]
         replaces = [k for k in changed if k in _REPLACING]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
