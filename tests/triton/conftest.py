@@ -92,3 +92,16 @@ def prod_triton(triton_build_root):
 @pytest.fixture(params=["dev", "prod"])
 def triton_run(request):
     return request.getfixturevalue(f"{request.param}_triton")
+
+
+@pytest.fixture(autouse=True)
+def _current_event_loop():
+    """Building Pulumi Outputs outside a program run (manifest helpers) needs a current event loop; a test
+    that ran ``asyncio.run`` before leaves none, so each test here starts with one."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    yield
