@@ -3,8 +3,9 @@
 ``EngineBuildAccess`` provisions, on the cluster (through the explicit Kubernetes provider it is
 given): the ``engine-builds`` namespace (Pod Security ``baseline`` enforced, because the NVIDIA
 TensorRT image runs as root; ``restricted`` warned/audited), the ``engine-builder`` service account,
-and a NetworkPolicy that admits no ingress and lets egress reach only DNS and HTTPS (S3, and PyPI for
-the Job's bootstrap packages). In AWS: one IAM role for that service account through EKS Pod
+and a NetworkPolicy that admits no ingress and lets egress reach only DNS, HTTPS (S3, and PyPI for
+the Job's bootstrap packages) and the EKS Pod Identity agent (its credentials). In AWS: one IAM role
+for that service account through EKS Pod
 Identity, whose inline policy reads the build inputs (``sources/``, ``exports/``, ``calibration/``),
 reads and writes the engine store (``engines/``, ``timing-caches/``, ``.tmp/``) under the store
 prefix, and uses the model store's KMS key through S3 only. Nothing else in the bucket is writable.
@@ -86,6 +87,13 @@ def service_account_manifest(namespace: str, service_account: str) -> dict[str, 
     }
 
 
+# The EKS Pod Identity agent (a DaemonSet on every node, host network) hands pods their AWS credentials
+# at these link-local addresses, port 80 (EKS user guide, "Pod Identity agent"): without this egress the
+# AWS SDK in a build pod finds no credentials and every S3 call fails.
+POD_IDENTITY_AGENT = ({"cidr": "169.254.170.23/32"}, {"cidr": "fd00:ec2::23/128"})
+POD_IDENTITY_AGENT_PORT = 80
+
+
 def network_policy_manifest(namespace: str) -> dict[str, Any]:
     return {
         "metadata": {"name": "engine-builds-egress-only", "namespace": namespace},
@@ -96,6 +104,10 @@ def network_policy_manifest(namespace: str) -> dict[str, Any]:
             "egress": [
                 {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
                 {"ports": [{"port": 443, "protocol": "TCP"}]},
+                {
+                    "to": [{"ip_block": block} for block in POD_IDENTITY_AGENT],
+                    "ports": [{"port": POD_IDENTITY_AGENT_PORT, "protocol": "TCP"}],
+                },
             ],
         },
     }

@@ -18,6 +18,7 @@ from typing import Any
 
 import pulumi
 
+from engines.build_resources import build_resources
 from engines.catalog_engines import PlannedEngine
 from engines.provider import Engine
 
@@ -48,7 +49,10 @@ def declare_engines(
     settings = dict(runner_settings or {})
     declared: dict[tuple[str, str], DeclaredEngine] = {}
     for plan in plans:
-        runner = settings if settings.get("kind") == "local" else kubernetes_runner(plan.pool, **settings)
+        if settings.get("kind") == "local":
+            runner = settings
+        else:  # the Job requests what its builder needs (checked against the pool's nodes by the stack plan)
+            runner = kubernetes_runner(plan.pool, **{**build_resources(plan.spec).job_settings(), **settings})
         resource = Engine(
             f"{name_prefix}-{plan.resource_name}",
             plan.spec,

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engines.build_resources import BuildResources, build_resources
 from engines.catalog_engines import PlannedEngine, plan_engines
 from engines.source_lock import SourceLock, load_lock
 from infra.monitoring.slos import LatencySlos
 from model_repo import catalog
+from platform_spec import gpus
 from platform_spec.serving import TritonSettings
-from platform_spec.settings import REPO_ROOT, Settings
+from platform_spec.settings import REPO_ROOT, GpuPool, Settings
 
 
 class TritonConfigError(ValueError):
@@ -44,12 +46,43 @@ def plan_stack(settings: Settings) -> StackPlan:
     check_pools(settings, served)  # pools and models fit each other before any source is looked up
     lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
     engines = tuple(plan_engines(models, settings.gpu_pools, lock, settings.llm_variants))
+    check_builds_fit(engines, settings.gpu_pools)
     return StackPlan(settings, models, served, lock, engines, latency_slos(models))
 
 
 def gpu_specs(models: Sequence[catalog.ModelSpec]) -> tuple[catalog.ModelSpec, ...]:
     """The models with their gpu overrides, exactly as ``python -m model_repo render`` selects them."""
     return tuple(catalog.apply_overrides(models, "gpu", catalog.load_overrides("gpu")))
+
+
+def check_builds_fit(engines: Sequence[PlannedEngine], pools: Sequence[GpuPool]) -> None:
+    """Every engine build fits every instance type of its pool (the autoscaler may launch any of them),
+    after the kubelet's and the DaemonSets' share; otherwise the build Job would wait for a node forever."""
+    by_name = {p.name: p for p in pools}
+    problems = []
+    for engine in engines:
+        pool = by_name[engine.pool]
+        need = build_resources(engine.spec)
+        nodes = [gpus.allocatable(t, pool.disk_size_gib) for t in pool.instance_types]
+        short = [n for n in nodes if not _fits(need, n)]
+        if short:
+            largest = max(nodes, key=lambda n: (n.memory_mib, n.cpu_millicores, n.ephemeral_gib))
+            problems.append(
+                f"engine {engine.engine!r} on GPU pool {pool.name!r} needs {need.describe()} to build; "
+                f"{', '.join(n.describe() for n in short)} cannot hold it (largest node of the pool: "
+                f"{largest.describe()}). Use larger instanceTypes or a larger diskSizeGib for gpuPools[{pool.name}]"
+            )
+    if problems:
+        raise TritonConfigError("engine builds fit no node:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _fits(need: BuildResources, node: gpus.NodeCapacity) -> bool:
+    return (
+        need.cpu_millicores <= node.cpu_millicores
+        and need.memory_mib <= node.memory_mib
+        and need.scratch_gib <= node.ephemeral_gib
+        and node.gpus >= 1
+    )
 
 
 def latency_slos(models: Sequence[catalog.ModelSpec]) -> LatencySlos:

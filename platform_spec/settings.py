@@ -188,6 +188,11 @@ class GpuPool(_Scaling):
     @model_validator(mode="after")
     def _types_carry_sku(self) -> GpuPool:
         for itype in self.instance_types:
+            if gpus.sku_of_instance(itype) is not None and itype not in gpus.INSTANCE_TYPES:
+                raise ValueError(
+                    f"instance type {itype!r} has no known shape (vCPUs, memory, GPUs) to size pods and builds "
+                    "against; use one of platform_spec.gpus.INSTANCE_TYPES or add it there"
+                )
             carried = gpus.sku_of_instance(itype)
             if carried is None:
                 families = sorted(gpus.INSTANCE_FAMILY_SKU)

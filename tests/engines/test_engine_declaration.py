@@ -224,7 +224,12 @@ def test_declared_engines_carry_their_keys_and_one_precision_change_moves_one_ke
         "pool": "speech",
         "namespace": "engine-builds",
         "aws_region": "us-west-2",
+        # what a TensorRT build needs (engines/build_resources.py), requested by the Job
+        "cpu": "2000m",
+        "memory": "12288Mi",
+        "scratch": "30Gi",
     }
+    assert first["engine-llm_chat-llm"]["runner"]["memory"] == "49152Mi"  # the 8B FP8 quantization
     assert embed["store"] == "s3://models-bucket/" and embed["delete_artifacts"] is False
     assert embed["gpu_sku"] == "l4" and embed["compute_capability"] == "8.9" and embed["precision"] == "fp16"
     assert first["engine-llm_chat-llm"]["runner"]["pool"] == "llm"

@@ -79,7 +79,10 @@ def test_component_objects_are_schema_valid_and_use_the_given_provider(recorder)
     namespace = by_type["kubernetes:core/v1:Namespace"][0].inputs
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     policy = by_type["kubernetes:networking.k8s.io/v1:NetworkPolicy"][0].inputs["spec"]
-    assert policy["ingress"] == [] and {p["port"] for e in policy["egress"] for p in e["ports"]} == {53, 443}
+    assert policy["ingress"] == [] and {p["port"] for e in policy["egress"] for p in e["ports"]} == {53, 443, 80}
+    # Port 80 only to the EKS Pod Identity agent (where the AWS SDK gets the role's credentials), not anywhere.
+    (agent,) = [e for e in policy["egress"] if any(p["port"] == 80 for p in e["ports"])]
+    assert [peer["ipBlock"]["cidr"] for peer in agent["to"]] == ["169.254.170.23/32", "fd00:ec2::23/128"]
     (association,) = by_type["aws:eks/podIdentityAssociation:PodIdentityAssociation"]
     assert association.inputs["namespace"] == "engine-builds"
     assert association.inputs["serviceAccount"] == "engine-builder"

@@ -52,7 +52,7 @@ def test_more_tags_than_s3_allows_on_an_object_stop_the_program_naming_the_confi
 
 def test_fp8_llm_on_a_gpu_without_fp8_fails_before_any_triton_resource(triton_build_root):
     pools = [
-        {"name": "llm", "role": "llm", "instanceTypes": ["g5.2xlarge"], "gpuSku": "a10g", "minSize": 0, "maxSize": 2,
+        {"name": "llm", "role": "llm", "instanceTypes": ["g5.4xlarge"], "gpuSku": "a10g", "minSize": 0, "maxSize": 2,
          "desiredSize": 1},
         {"name": "speech", "role": "speech", "instanceTypes": ["g6.xlarge"], "gpuSku": "l4", "minSize": 0,
          "maxSize": 2, "desiredSize": 1},
