@@ -22,8 +22,8 @@ run:
 
 # Offline plan of each stack; the synthetic source lock stands in until real sources are pinned.
 plan:
-	$(PY) -m tools.plan --stack dev --sources-lock tests/fixtures/sources.lock.synthetic.json
-	$(PY) -m tools.plan --stack prod --sources-lock tests/fixtures/sources.lock.synthetic.json
+	$(PY) -m tools.plan --stack dev --stand-ins
+	$(PY) -m tools.plan --stack prod --stand-ins
 
 test:
 	$(PY) -m pytest

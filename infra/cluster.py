@@ -176,13 +176,14 @@ class Cluster(pulumi.ComponentResource):
             self.eks.certificate_authority.apply(lambda ca: ca.data),
             ctx.region,
         )
+        api_access = self._deployer_access(name, args)
         # The only Kubernetes provider of the program: every Kubernetes resource names it, so nothing
-        # ever lands in whatever cluster the ambient ~/.kube/config points at. It waits for the
-        # deployer's access entry, or its first call is Unauthorized.
+        # ever lands in whatever cluster the ambient ~/.kube/config points at. It waits for the admins'
+        # access entries and the deployer's network path, or its first call fails.
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_associations),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*admin_associations, *api_access]),
         )
 
         self.register_outputs(
@@ -195,9 +196,35 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
+    def _deployer_access(self, name: str, args: ClusterArgs) -> list[pulumi.Resource]:
+        """HTTPS to the private API endpoint (on the cluster security group, which fronts its network
+        interfaces) from the configured deployer CIDRs and security groups."""
+        settings = args.settings
+        sources = [("cidr", cidr, {"cidr_ipv4": cidr}) for cidr in settings.deployer_cidrs] + [
+            ("sg", sg, {"referenced_security_group_id": sg}) for sg in settings.deployer_security_group_ids
+        ]
+        rules: list[pulumi.Resource] = []
+        for kind, source, peer in sources:
+            slug = source.replace("/", "-").replace(".", "-")
+            rules.append(
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-api-from-{kind}-{slug}",
+                    security_group_id=self.security_group_id,
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    description=f"Kubernetes API for pulumi up and operators ({source})",
+                    tags=dict(args.tags),
+                    opts=pulumi.ResourceOptions(parent=self),
+                    **peer,
+                )
+            )
+        return rules
+
     def _cluster_admins(self, name: str, args: ClusterArgs) -> list[pulumi.Resource]:
-        # The deployer first: the program itself manages Kubernetes objects through the cluster API.
-        principals = list(dict.fromkeys([args.aws.deployer_arn, *args.settings.admin_principal_arns]))
+        # Exactly the configured roles (the deploy role among them), whoever runs this: the same plan
+        # under every identity, so `pulumi up --plan` holds.
+        principals = list(args.settings.admin_principal_arns)
         associations: list[pulumi.Resource] = []
         for arn in principals:
             slug = _principal_slug(arn)

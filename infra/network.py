@@ -38,9 +38,12 @@ class SubnetPlan:
     availability_zone: str
     public_cidr: str
     private_cidr: str
+    availability_zone_id: str | None = None  # the physical zone the subnets are pinned to
 
 
-def plan_subnets(vpc_cidr: str, availability_zones: Sequence[str]) -> list[SubnetPlan]:
+def plan_subnets(
+    vpc_cidr: str, availability_zones: Sequence[str], zone_ids: Sequence[str] | None = None
+) -> list[SubnetPlan]:
     """Deterministic subnet layout: the same CIDR and AZs always give the same subnets, so adding an
     AZ later never renumbers the existing ones."""
     vpc = ipaddress.IPv4Network(vpc_cidr)
@@ -48,7 +51,17 @@ def plan_subnets(vpc_cidr: str, availability_zones: Sequence[str]) -> list[Subne
     public_pool = list(blocks[-1].subnets(new_prefix=vpc.prefixlen + _PUBLIC_EXTRA_BITS))
     if len(availability_zones) > len(blocks) - 2:
         raise ValueError(f"{len(availability_zones)} AZs do not fit the layout of {vpc_cidr}; use at most 6")
-    return [SubnetPlan(az, str(public_pool[i]), str(blocks[i])) for i, az in enumerate(availability_zones)]
+    ids = list(zone_ids) if zone_ids else [None] * len(availability_zones)
+    return [
+        SubnetPlan(az, str(public_pool[i]), str(blocks[i]), ids[i]) for i, az in enumerate(availability_zones)
+    ]
+
+
+def _zone(plan: SubnetPlan) -> dict[str, str]:
+    # By zone ID when known: a zone name means a different physical zone in every account.
+    if plan.availability_zone_id:
+        return {"availability_zone_id": plan.availability_zone_id}
+    return {"availability_zone": plan.availability_zone}
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class NetworkArgs:
     region: str
     availability_zones: Sequence[str]  # ignored for an existing VPC
     tags: Mapping[str, str]
+    availability_zone_ids: Sequence[str] = ()  # the same zones by ID: subnets are pinned to these
 
 
 class Network(pulumi.ComponentResource):
@@ -108,7 +122,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        plans = plan_subnets(args.settings.vpc_cidr, args.availability_zones)
+        plans = plan_subnets(args.settings.vpc_cidr, args.availability_zones, args.availability_zone_ids)
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         for plan in plans:
@@ -117,7 +131,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-public-{az}",
                 vpc_id=vpc.id,
                 cidr_block=plan.public_cidr,
-                availability_zone=az,
+                **_zone(plan),
                 map_public_ip_on_launch=False,  # nothing but NAT gateways and LBs lives here
                 tags=self._tags(f"{name}-public-{az}", {**shared, ELB_ROLE_TAG: "1"}),
                 opts=child,
@@ -129,7 +143,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{az}",
                 vpc_id=vpc.id,
                 cidr_block=plan.private_cidr,
-                availability_zone=az,
+                **_zone(plan),
                 tags=self._tags(f"{name}-private-{az}", {**shared, INTERNAL_ELB_ROLE_TAG: "1"}),
                 opts=child,
             )

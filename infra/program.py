@@ -73,6 +73,7 @@ def build_platform(settings: Settings) -> Platform:
             cluster_name=name,
             region=settings.region,
             availability_zones=ctx.availability_zones,
+            availability_zone_ids=ctx.availability_zone_ids,
             tags=tags,
         ),
     )

@@ -19,7 +19,7 @@ from infra.monitoring.slos import LatencySlos
 from model_repo import catalog
 from platform_spec import gpus
 from platform_spec.serving import TritonSettings
-from platform_spec.settings import REPO_ROOT, GpuPool, Settings
+from platform_spec.settings import REPO_ROOT, GpuPool, Settings, SettingsError
 
 
 class TritonConfigError(ValueError):
@@ -47,6 +47,11 @@ def plan_stack(settings: Settings) -> StackPlan:
     lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
     engines = tuple(plan_engines(models, settings.gpu_pools, lock, settings.llm_variants))
     check_builds_fit(engines, settings.gpu_pools)
+    # Last of the checks: the values only the team can know (admins, the deployer's network path), after
+    # the engine sources, whose bootstrap creates the store these values are needed for.
+    blockers = settings.deploy_blockers()
+    if blockers:
+        raise SettingsError("stack config (what only your team can set before the first preview)", blockers)
     return StackPlan(settings, models, served, lock, engines, latency_slos(models))
 
 

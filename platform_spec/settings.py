@@ -48,6 +48,26 @@ def _cidr(value: str) -> str:
         raise ValueError(f"not an IPv4 CIDR block ({exc}); write it like 10.0.0.0/16") from None
 
 
+# RFC 5737's documentation ranges: a placeholder in an example, never a real caller.
+_DOCUMENTATION_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+# An IAM role, the only principal kind the platform grants cluster admin (people assume roles; no user keys).
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+
+
+def _caller_cidr(value: str) -> str:
+    """A CIDR of real callers (the deploy runner, a VPN): not a documentation placeholder, not the internet."""
+    cidr = _cidr(value)
+    network = ipaddress.IPv4Network(cidr)
+    if any(network.subnet_of(doc) for doc in _DOCUMENTATION_RANGES):
+        raise ValueError(
+            f"{cidr} is a documentation range (RFC 5737), not a real network; use the egress CIDR of the machine "
+            "that runs pulumi up (e.g. your CI runner's NAT IP as a /32) or your VPN range"
+        )
+    if network.prefixlen == 0:
+        raise ValueError("0.0.0.0/0 opens the Kubernetes API to the internet; list the CIDRs that need it")
+    return cidr
+
+
 class ExistingVpc(ConfigModel):
     """Deploy into a VPC that already exists instead of creating one."""
 
@@ -87,8 +107,13 @@ class ClusterSettings(ConfigModel):
     endpoint_private_access: bool = True
     endpoint_public_access: bool = False
     public_access_cidrs: list[str] = Field(default_factory=list)
-    # IAM principals (roles/users) granted cluster admin through access entries.
+    # IAM roles granted cluster admin through access entries: the role that runs `pulumi up` (CI's deploy
+    # role) and the operators' role. Never derived from the caller, so every identity plans the same.
     admin_principal_arns: list[str] = Field(default_factory=list)
+    # Where `pulumi up` and operators reach the private API endpoint from: CIDRs (a VPN, a peered CI network)
+    # and security groups (a runner inside the VPC) get HTTPS on the cluster security group.
+    deployer_cidrs: list[str] = Field(default_factory=list)
+    deployer_security_group_ids: list[str] = Field(default_factory=list)
     log_retention_days: int = Field(default=90, ge=1, le=3653)
 
     @field_validator("kubernetes_version")
@@ -102,17 +127,28 @@ class ClusterSettings(ConfigModel):
             )
         return version
 
-    @field_validator("public_access_cidrs")
+    @field_validator("public_access_cidrs", "deployer_cidrs")
     @classmethod
-    def _public_cidrs(cls, values: list[str]) -> list[str]:
-        return [_cidr(v) for v in values]
+    def _caller_cidrs(cls, values: list[str]) -> list[str]:
+        return [_caller_cidr(v) for v in values]
 
     @field_validator("admin_principal_arns")
     @classmethod
     def _arns(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not v.startswith("arn:aws:iam::")]
+        bad = [v for v in values if not _ROLE_ARN.match(v)]
         if bad:
-            raise ValueError(f"{bad} are not IAM ARNs; use arn:aws:iam::<account>:role/<name>")
+            raise ValueError(
+                f"{bad} are not IAM role ARNs; use arn:aws:iam::<12-digit account>:role/<name> (for people, the "
+                "role they assume; an assumed-role session ARN is not a principal)"
+            )
+        return list(dict.fromkeys(values))
+
+    @field_validator("deployer_security_group_ids")
+    @classmethod
+    def _security_groups(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not re.fullmatch(r"sg-[0-9a-f]{8,17}", v)]
+        if bad:
+            raise ValueError(f"{bad} are not security group ids; use ids like sg-0abc1234def567890")
         return values
 
     @model_validator(mode="after")
@@ -324,6 +360,29 @@ class Settings(ConfigModel):
     def serving(self) -> TritonSettings:
         """Triton's serving settings for this stack (validated with the rest of the config)."""
         return self._serving
+
+    def deploy_blockers(self) -> list[str]:
+        """What this config still lacks for a real `pulumi preview`/`up` against an AWS account: the values
+        only the team can know. Empty when it is complete. (Local runs and offline plans do not need them.)"""
+        problems = []
+        cluster = self.cluster
+        if not cluster.admin_principal_arns:
+            problems.append(
+                f"{PROJECT}:cluster.adminPrincipalArns is empty: the cluster has no implicit creator admin, so "
+                "nobody (pulumi up included) could use its API. Add the role that runs pulumi up and your "
+                "operators' role: pulumi config set --path 'cluster.adminPrincipalArns[0]' "
+                "arn:aws:iam::<account>:role/<deploy-role>"
+            )
+        public = cluster.endpoint_public_access and cluster.public_access_cidrs
+        if not (public or cluster.deployer_cidrs or cluster.deployer_security_group_ids):
+            problems.append(
+                f"{PROJECT}:cluster has no path for pulumi up to the Kubernetes API: the endpoint is private and "
+                "no deployer is admitted. Set cluster.deployerCidrs (your VPN or peered CI network: pulumi config "
+                "set --path 'cluster.deployerCidrs[0]' <cidr>) or cluster.deployerSecurityGroupIds (a runner "
+                "inside the VPC); on dev you may instead set endpointPublicAccess: true with publicAccessCidrs "
+                "= your egress IP as a /32"
+            )
+        return problems
 
     def pools(self, role: str) -> list[GpuPool]:
         return [p for p in self.gpu_pools if p.role == role]

@@ -21,7 +21,6 @@ overrides, fixtures and queries.
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
 import inspect
@@ -32,7 +31,7 @@ from typing import Any
 import pytest
 
 from platform_spec.settings import read_stack_config
-from tools.offline import PlatformMocks, ProgramRun, Registration, run_program
+from tools.offline import STAND_IN_ACCESS, PlatformMocks, ProgramRun, Registration, apply_overrides, run_program
 
 __all__ = [
     "PlatformMocks",
@@ -48,54 +47,15 @@ __all__ = [
     "stack_config",
 ]
 
-_MISSING = object()
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def _split_path(path: str) -> tuple[str, list[str | int]]:
-    """'triton-platform:gpuPools[0].minSize' -> ('triton-platform:gpuPools', [0, 'minSize'])."""
-    match = re.match(r"[^.\[]+", path)
-    if match is None:
-        raise ValueError(f"bad config path {path!r}")
-    key, rest = match.group(0), path[match.end() :]
-    parts: list[str | int] = [name if name else int(index) for name, index in _PATH_PART.findall(rest)]
-    return key, parts
-
-
-def apply_overrides(
-    config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
-) -> dict[str, Any]:
-    """A deep copy of ``config`` with dotted-path ``overrides`` set and ``remove`` paths deleted."""
-    result = copy.deepcopy(dict(config))
-    for path, value in (overrides or {}).items():
-        key, parts = _split_path(path)
-        if not parts:
-            result[key] = copy.deepcopy(value)
-            continue
-        node = result.setdefault(key, {})
-        for part in parts[:-1]:
-            node = node[part]
-        node[parts[-1]] = copy.deepcopy(value)
-    for path in remove:
-        key, parts = _split_path(path)
-        if not parts:
-            del result[key]
-            continue
-        node = result[key]
-        for part in parts[:-1]:
-            node = node[part]
-        del node[parts[-1]]
-    return result
-
-
 # Engine sources (model checkpoints, exported ONNX) cannot be fetched and pinned here; tests run the
 # program against a lock of synthetic digests, clearly labelled as such in the file itself.
 SYNTHETIC_SOURCES_LOCK = "tests/fixtures/sources.lock.synthetic.json"
 
 
 def stack_config(stack: str) -> dict[str, Any]:
-    """The ``config:`` map of ``Pulumi.<stack>.yaml`` (plain YAML values), with the synthetic source lock."""
-    config = read_stack_config(stack)
+    """The config of ``Pulumi.<stack>.yaml`` (plain YAML values) with the values only a team can set filled by
+    stand-ins: the synthetic source lock, and the mocks' deploy role and a deployer CIDR (STAND_IN_ACCESS)."""
+    config = apply_overrides(read_stack_config(stack), STAND_IN_ACCESS)
     engines = dict(config.get("triton-platform:engines") or {})
     config["triton-platform:engines"] = {**engines, "sourcesLock": SYNTHETIC_SOURCES_LOCK}
     return config

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
@@ -51,12 +51,19 @@ class PlatformMocks(pulumi_mocks.Mocks):
         region: str,
         *,
         zone_count: int | None = None,
+        offerings: Mapping[str, Sequence[str]] | None = None,
         resources: Mapping[str, ResourceHandler] | None = None,
         calls: Mapping[str, CallHandler] | None = None,
     ):
         self.region = region
         letters = REGION_ZONE_LETTERS.get(region, "abc")
         self.zones = [f"{region}{letter}" for letter in letters[: zone_count or len(letters)]]
+        # Zone names map to physical zones (IDs) differently in every account: here in reverse order, so a
+        # program that picks zones by name instead of by ID picks different ones.
+        short = f"{region[:2]}{''.join(p[0] for p in region.split('-')[1:-1])}{region.split('-')[-1]}"
+        self.zone_ids = [f"{short}-az{len(self.zones) - i}" for i in range(len(self.zones))]
+        # instance type -> zone IDs offering it; types not listed are offered in every zone.
+        self.offerings = {k: list(v) for k, v in (offerings or {}).items()}
         self.resource_handlers: dict[str, ResourceHandler] = {**_RESOURCES, **(resources or {})}
         self.call_handlers: dict[str, CallHandler] = {**_CALLS, **(calls or {})}
 
@@ -312,10 +319,22 @@ def _region(mocks, args):
     }
 
 
+def _instance_type_offerings(mocks, args):
+    (types,) = [f["values"] for f in args.get("filters", []) if f["name"] == "instance-type"]
+    zones = [z for z in mocks.zone_ids if all(z in mocks.offerings.get(t, mocks.zone_ids) for t in types)]
+    return {
+        "id": mocks.region,
+        "locationType": args.get("locationType"),
+        "locations": zones,
+        "locationTypes": ["availability-zone-id"] * len(zones),
+        "instanceTypes": [types[0]] * len(zones),
+    }
+
+
 def _availability_zones(mocks, args):
     return {
         "names": list(mocks.zones),
-        "zoneIds": [f"{mocks.region[:2]}{mocks.region.split('-')[-1]}-az{i + 1}" for i in range(len(mocks.zones))],
+        "zoneIds": list(mocks.zone_ids),
         "groupNames": [mocks.region] * len(mocks.zones),
         "id": mocks.region,
     }
@@ -377,5 +396,6 @@ _CALLS: dict[str, CallHandler] = {
     "aws:index/getPartition:getPartition": _partition,
     "aws:index/getRegion:getRegion": _region,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
     "aws:iam/getPolicyDocument:getPolicyDocument": lambda mocks, args: render_policy_document(args),
 }

@@ -13,9 +13,11 @@ Used by the plan command (``python -m tools.plan``) and by the tests (``tests/pu
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import re
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,12 @@ from tools.aws_mocks import (  # noqa: F401 (re-exported: tools.offline is where
 )
 
 MAIN_PROGRAM = REPO_ROOT / "__main__.py"
+# What only a team can set before a real preview (Settings.deploy_blockers), as stand-ins consistent with
+# the mocks: their deploy role as the cluster admin, a private range as the deployer's network.
+STAND_IN_ACCESS = {
+    f"{PROJECT}:cluster.adminPrincipalArns": [DEPLOYER_ROLE_ARN],
+    f"{PROJECT}:cluster.deployerCidrs": ["10.250.0.0/16"],
+}
 
 
 
@@ -136,6 +144,48 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+# --- config overrides ------------------------------------------------------------------------------
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_path(path: str) -> tuple[str, list[str | int]]:
+    """'triton-platform:gpuPools[0].minSize' -> ('triton-platform:gpuPools', [0, 'minSize'])."""
+    match = re.match(r"[^.\[]+", path)
+    if match is None:
+        raise ValueError(f"bad config path {path!r}")
+    key, rest = match.group(0), path[match.end() :]
+    parts: list[str | int] = [name if name else int(index) for name, index in _PATH_PART.findall(rest)]
+    return key, parts
+
+
+def apply_overrides(
+    config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A deep copy of ``config`` with dotted-path ``overrides`` set and ``remove`` paths deleted."""
+    result = copy.deepcopy(dict(config))
+    for path, value in (overrides or {}).items():
+        key, parts = _split_path(path)
+        if not parts:
+            result[key] = copy.deepcopy(value)
+            continue
+        node = result.setdefault(key, {})
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = copy.deepcopy(value)
+    for path in remove:
+        key, parts = _split_path(path)
+        if not parts:
+            del result[key]
+            continue
+        node = result[key]
+        for part in parts[:-1]:
+            node = node[part]
+        del node[parts[-1]]
+    return result
+
 
 
 # --- running the program -------------------------------------------------------------------------

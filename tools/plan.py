@@ -30,7 +30,7 @@ import yaml
 
 from engines.source_lock import SourceLockError
 from platform_spec.settings import REPO_ROOT, SettingsError, read_stack_config
-from tools.offline import ProgramRun, Registration, run_program
+from tools.offline import STAND_IN_ACCESS, ProgramRun, Registration, apply_overrides, run_program
 
 Summary = Callable[[dict[str, Any]], str]
 
@@ -54,7 +54,8 @@ def _num(value: Any) -> Any:
 def _subnet(i: dict[str, Any]) -> str:
     tags = i.get("tags") or {}
     role = "public/elb" if "kubernetes.io/role/elb" in tags else "private/internal-elb" if tags else ""
-    return f"{i.get('cidrBlock')} {i.get('availabilityZone')} {role}".strip()
+    zone = i.get('availabilityZoneId') or i.get('availabilityZone')
+    return f"{i.get('cidrBlock')} {zone} {role}".strip()
 
 
 def _route_table(i: dict[str, Any]) -> str:
@@ -412,6 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", action="append", help="stack to plan (repeatable; default: every stack)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument(
+        "--stand-ins",
+        action="store_true",
+        help="fill what only your team can set with stand-ins (the synthetic source lock, an example admin "
+        "role and deployer CIDR), to see the whole stack before they are set; not real values",
+    )
+    parser.add_argument(
         "--sources-lock",
         metavar="PATH",
         help="plan against this engine source lock instead of the stack's engines.sourcesLock (e.g. the "
@@ -425,6 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stack in args.stack or known_stacks():
         try:
             config = read_stack_config(stack)
+            if args.stand_ins:
+                config = apply_overrides(config, STAND_IN_ACCESS)
+                args.sources_lock = args.sources_lock or SYNTHETIC_SOURCES_LOCK
             if args.sources_lock:
                 engines = dict(config.get("triton-platform:engines") or {})
                 config["triton-platform:engines"] = {**engines, "sourcesLock": args.sources_lock}
@@ -436,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if run.error is not None:
             print(f"stack {stack}: {run.error}", file=sys.stderr)
             hint = missing_pins_hint(run.error, args.sources_lock) or hint
+            if isinstance(run.error, SettingsError) and "before the first preview" in run.error.source:
+                hint = "hint: to see the whole plan before your team's values are set, add --stand-ins"
             status = 1
             continue
         if args.json:

@@ -43,10 +43,37 @@ CASES = {
         "prod",
         {
             "triton-platform:cluster.endpointPublicAccess": True,
-            "triton-platform:cluster.publicAccessCidrs": ["0.0.0.0/0"],
+            "triton-platform:cluster.publicAccessCidrs": ["52.10.0.0/16"],
         },
         (),
         ["cluster.endpointPublicAccess = true", "set endpointPublicAccess: false"],
+    ),
+    "api-open-to-the-internet": (
+        "dev",
+        {
+            "triton-platform:cluster.endpointPublicAccess": True,
+            "triton-platform:cluster.publicAccessCidrs": ["0.0.0.0/0"],
+        },
+        (),
+        ["cluster.publicAccessCidrs = [\"0.0.0.0/0\"]", "opens the Kubernetes API to the internet"],
+    ),
+    "documentation-range-as-deployer": (
+        "dev",
+        {"triton-platform:cluster.deployerCidrs": ["203.0.113.0/24"]},
+        (),
+        ["cluster.deployerCidrs = [\"203.0.113.0/24\"]", "documentation range (RFC 5737)", "egress CIDR"],
+    ),
+    "admin-not-a-role": (
+        "dev",
+        {"triton-platform:cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:user/alice"]},
+        (),
+        ["cluster.adminPrincipalArns", "are not IAM role ARNs", "arn:aws:iam::<12-digit account>:role/<name>"],
+    ),
+    "deployer-security-group-malformed": (
+        "prod",
+        {"triton-platform:cluster.deployerSecurityGroupIds": ["runner-sg"]},
+        (),
+        ["cluster.deployerSecurityGroupIds", "are not security group ids"],
     ),
     "malformed-vpc-cidr": (
         "dev",

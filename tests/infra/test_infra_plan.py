@@ -1,7 +1,8 @@
 """The offline plan command shows what a stack declares, and never prints a secret.
 
-Engine sources cannot be pinned here, so the plans run against the synthetic source lock the tests use
-(``--sources-lock``); without it the plan is strict and fails the way ``pulumi preview`` would."""
+Engine sources cannot be pinned here and the stacks name no admin role or deployer network, so the plans
+run with stand-ins for them (``--stand-ins``: the synthetic source lock the tests use, the mocks' deploy
+role, a private deployer range); without it the plan is strict and fails the way ``pulumi preview`` would."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from platform_spec.settings import REPO_ROOT
 from tests.pulumi_harness import SYNTHETIC_SOURCES_LOCK
 from tools import plan
 
-LOCK = ["--sources-lock", SYNTHETIC_SOURCES_LOCK]
+STAND_INS = ["--stand-ins"]
 
 
 def test_plan_lists_key_settings_of_the_dev_stack(capsys):
-    assert plan.main(["--stack", "dev", *LOCK]) == 0
+    assert plan.main(["--stack", "dev", *STAND_INS]) == 0
     out = capsys.readouterr().out
     assert out.count("IMDS tokens=required hop=1") == 3
     assert "AL2023_x86_64_NVIDIA SPOT g6e.2xlarge" in out
     assert "taints nvidia.com/gpu=true:NO_SCHEDULE" in out
-    assert "endpoint private=True public=True from 203.0.113.0/24" in out
+    assert "endpoint private=True public=False" in out
     assert "auth=API creatorAdmin=False" in out
     assert "time-slicing replicas=2" in out
     assert "tags=IMMUTABLE scanOnPush=True encryption=KMS" in out
@@ -34,7 +35,7 @@ def test_plan_lists_key_settings_of_the_dev_stack(capsys):
 
 
 def test_plan_marks_protected_resources_in_prod(capsys):
-    assert plan.main(["--stack", "prod", *LOCK]) == 0
+    assert plan.main(["--stack", "prod", *STAND_INS]) == 0
     out = capsys.readouterr().out
     assert out.count("[protected]") == 4  # two KMS keys, the repository, the bucket
     assert "endpoint private=True public=False" in out
@@ -54,7 +55,7 @@ def test_plan_marks_protected_resources_in_prod(capsys):
 
 
 def test_plan_json_hides_secrets(capsys):
-    assert plan.main(["--stack", "dev", "--json", *LOCK]) == 0
+    assert plan.main(["--stack", "dev", "--json", *STAND_INS]) == 0
     (document,) = json.loads(capsys.readouterr().out)
     assert document["outputs"]["kubeconfig"] == "[secret]"
     (provider,) = [r for r in document["resources"] if r["type"] == "pulumi:providers:kubernetes"]
@@ -70,7 +71,7 @@ def test_plan_reports_an_unknown_stack(capsys):
 
 def test_plan_command_line_runs_every_stack():
     result = subprocess.run(
-        [sys.executable, "-m", "tools.plan", *LOCK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tools.plan", *STAND_INS], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "Stack dev (Pulumi.dev.yaml)" in result.stdout
@@ -108,3 +109,12 @@ def test_plan_hint_follows_every_failed_stack_once_and_only_for_missing_pins(tmp
     assert plan.main(["--stack", "dev", "--sources-lock", str(broken)]) == 1
     err = capsys.readouterr().err
     assert "is not valid JSON" in err and "hint:" not in err
+
+
+def test_plan_names_the_values_only_the_team_can_set_and_the_stand_ins_flag(capsys):
+    # Sources pinned (the synthetic lock), but no admin role and no deployer path: what a fresh clone lacks.
+    assert plan.main(["--stack", "prod", "--sources-lock", SYNTHETIC_SOURCES_LOCK]) == 1
+    err = capsys.readouterr().err
+    assert "cluster.adminPrincipalArns is empty" in err and "no path for pulumi up to the Kubernetes API" in err
+    hint = "hint: to see the whole plan before your team's values are set, add --stand-ins"
+    assert err.rstrip().splitlines()[-1] == hint

@@ -13,8 +13,8 @@ from infra.gpu_software import NAMESPACE
 from infra.program import OUTPUTS_VERSION
 from platform_spec import versions
 from tests.delivery.contract import load_contract
-from tests.pulumi_harness import is_taggable
-from tools.offline import DEPLOYER_ROLE_ARN
+from tests.pulumi_harness import is_taggable, run_stack
+from tools.offline import DEPLOYER_ROLE_ARN, STAND_IN_ACCESS
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -160,8 +160,8 @@ def test_cluster_access_is_api_only_without_creator_admin(stack_run):
     assert cluster.inputs["bootstrapSelfManagedAddons"] is False
 
 
-def test_admin_access_entries_cover_deployer_and_configured_admins(stack_run, stack_settings):
-    expected = {DEPLOYER_ROLE_ARN, *stack_settings.cluster.admin_principal_arns}
+def test_admin_access_entries_are_exactly_the_configured_admins(stack_run):
+    expected = set(STAND_IN_ACCESS["triton-platform:cluster.adminPrincipalArns"])
     entries = stack_run.of_type("aws:eks/accessEntry:AccessEntry")
     assert {e.inputs["principalArn"] for e in entries} == expected
     associations = stack_run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
@@ -196,10 +196,33 @@ def test_prod_api_endpoint_is_private(prod_stack):
     assert not vpc.get("publicAccessCidrs")
 
 
-def test_dev_public_endpoint_is_limited_to_configured_cidrs(dev_stack):
-    vpc = dev_stack.one(CLUSTER).inputs["vpcConfig"]
-    assert vpc["endpointPublicAccess"] is True
-    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+def test_the_private_endpoint_admits_exactly_the_configured_deployers(stack_run):
+    """pulumi up reaches the private API over the cluster security group's HTTPS rule for each deployer CIDR
+    (here the harness's stand-in), and the Kubernetes provider waits for those rules."""
+    vpc = stack_run.one(CLUSTER).inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
+    rules = stack_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    api_rules = [r for r in rules if "-api-from-" in r.name]
+    assert [r.inputs["cidrIpv4"] for r in api_rules] == STAND_IN_ACCESS["triton-platform:cluster.deployerCidrs"]
+    for rule in api_rules:
+        assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (443, 443, "tcp")
+        assert rule.inputs["securityGroupId"] == stack_run.one(CLUSTER).outputs["vpcConfig"]["clusterSecurityGroupId"]
+    provider = next(r for r in stack_run.registrations if r.type == "pulumi:providers:kubernetes")
+    assert {r.urn for r in api_rules} <= set(provider.dependencies)
+
+
+def test_a_public_endpoint_is_limited_to_its_cidrs_and_security_groups_get_a_rule():
+    run = run_stack("dev", overrides={
+        "triton-platform:cluster.endpointPublicAccess": True,
+        "triton-platform:cluster.publicAccessCidrs": ["52.10.20.30/32"],
+        "triton-platform:cluster.deployerCidrs": [],
+        "triton-platform:cluster.deployerSecurityGroupIds": ["sg-0123456789abcdef0"],
+    })  # fmt: skip
+    run.raise_error()
+    vpc = run.one(CLUSTER).inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["52.10.20.30/32"]
+    (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "-api-" in r.name]
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 443
 
 
 def test_kubernetes_version_and_addons_are_pinned(stack_run, stack_settings):
@@ -422,7 +445,7 @@ def test_subnets_are_tagged_for_load_balancers_and_fit_the_vpc(stack_run, stack_
     public = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/elb") == "1"]
     private = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/internal-elb") == "1"]
     assert len(public) == len(private) == stack_settings.network.az_count
-    assert len({s.inputs["availabilityZone"] for s in private}) == stack_settings.network.az_count
+    assert len({s.inputs["availabilityZoneId"] for s in private}) == stack_settings.network.az_count
     networks = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
     for index, net in enumerate(networks):
         assert net.subnet_of(vpc)
@@ -436,7 +459,8 @@ def test_nat_gateways_follow_settings(stack_run, stack_settings):
     expected = stack_settings.network.az_count if stack_settings.network.nat_gateways == "per-az" else 1
     assert len(nats) == expected
     public_by_id = {s.id: s for s in stack_run.of_type("aws:ec2/subnet:Subnet")}
-    nat_az = {n.id: public_by_id[n.inputs["subnetId"]].inputs["availabilityZone"] for n in nats}
+    # subnets are named after the zone (name) and pinned to it by zone ID; compare by the subnet's name suffix
+    nat_az = {n.id: public_by_id[n.inputs["subnetId"]].name.rsplit("-public-", 1)[1] for n in nats}
     private_tables = [t for t in stack_run.of_type("aws:ec2/routeTable:RouteTable") if "private" in t.name]
     assert len(private_tables) == stack_settings.network.az_count
     for table in private_tables:
@@ -448,7 +472,7 @@ def test_nat_gateways_follow_settings(stack_run, stack_settings):
 
 def test_prod_spans_three_azs_with_a_nat_gateway_each(prod_stack):
     assert len(prod_stack.of_type("aws:ec2/natGateway:NatGateway")) == 3
-    azs = {s.inputs["availabilityZone"] for s in prod_stack.of_type("aws:ec2/subnet:Subnet")}
+    azs = {s.inputs["availabilityZoneId"] for s in prod_stack.of_type("aws:ec2/subnet:Subnet")}
     assert len(azs) == 3
 
 

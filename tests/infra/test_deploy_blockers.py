@@ -1,0 +1,72 @@
+"""What stopped a real first `pulumi preview`/`up` on the AWS side, each with its fix held in place:
+the same plan under every caller identity, zones chosen by ID where the GPU types are offered, and the
+values only a team can set asked for by name before anything is declared."""
+
+from __future__ import annotations
+
+import json
+
+from platform_spec.settings import SettingsError, read_stack_config
+from tests.pulumi_harness import run_stack
+from tools.offline import ACCOUNT_ID, PlatformMocks, run_program
+
+SUBNET = "aws:ec2/subnet:Subnet"
+
+
+def _caller(role: str):
+    def identity(mocks, args):
+        return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/session",
+                "userId": f"AROA{role.upper()}:session", "id": ACCOUNT_ID}  # fmt: skip
+
+    return identity
+
+
+def _plan(run) -> list[tuple[str, str]]:
+    def plain(value):  # assets by their path, not their object identity
+        return getattr(value, "path", None) or str(value)
+
+    return sorted((r.urn, json.dumps(r.inputs, sort_keys=True, default=plain)) for r in run.registrations)
+
+
+def test_a_read_only_preview_and_the_deploy_role_plan_the_same_resources():
+    """`pulumi preview` under a read-only role and `pulumi up --plan` under the deploy role must agree."""
+    runs = []
+    for role in ("readonly-previewer", "platform-deployer"):
+        mocks = PlatformMocks("us-west-2", calls={"aws:index/getCallerIdentity:getCallerIdentity": _caller(role)})
+        run = run_stack("dev", mocks=mocks)
+        run.raise_error()
+        runs.append(run)
+    assert _plan(runs[0]) == _plan(runs[1])
+
+
+def test_zones_are_chosen_by_id_where_every_gpu_type_is_offered():
+    # us-east-1: names a..f map to use1-az6..az1 in these mocks (names differ per account, IDs do not).
+    offered = {"p5.48xlarge": ["use1-az2", "use1-az4", "use1-az5", "use1-az6"], "g6e.xlarge": ["use1-az2", "use1-az4",
+               "use1-az5", "use1-az6"], "g6e.2xlarge": ["use1-az1", "use1-az2", "use1-az4", "use1-az5"]}  # fmt: skip
+    run = run_stack("prod", mocks=PlatformMocks("us-east-1", offerings=offered))
+    run.raise_error()
+    zone_ids = {s.inputs["availabilityZoneId"] for s in run.of_type(SUBNET)}
+    assert zone_ids == {"use1-az2", "use1-az4", "use1-az5"}  # the three lowest IDs offering every type
+    # ...and named by the account's names for those zones (az2 = "e", az4 = "c", az5 = "b" here)
+    assert {s.name.rsplit("-", 1)[-1] for s in run.of_type(SUBNET)} == {"1e", "1c", "1b"}
+
+
+def test_a_pool_offered_in_too_few_zones_fails_naming_the_pool_and_the_zones():
+    offered = {"p5.48xlarge": ["use1-az1", "use1-az3"]}
+    run = run_stack("prod", mocks=PlatformMocks("us-east-1", offerings=offered))
+    assert isinstance(run.error, SettingsError) and run.registrations == []
+    message = str(run.error)
+    assert "gpuPools[llm].instanceTypes = ['p5.48xlarge']: offered together in 2 zone(s) of us-east-1" in message
+    assert "(use1-az1, use1-az3), fewer than network.azCount = 3" in message
+
+
+def test_a_fresh_clone_names_what_the_team_must_set_before_any_resource():
+    config = read_stack_config("prod")  # the stack file as shipped: no admins, no deployer path
+    config["triton-platform:engines"] = {"sourcesLock": "tests/fixtures/sources.lock.synthetic.json"}
+    run = run_program(config, stack="prod")
+    assert isinstance(run.error, SettingsError) and run.registrations == []
+    message = str(run.error)
+    assert "cluster.adminPrincipalArns is empty" in message
+    set_admin = "pulumi config set --path 'cluster.adminPrincipalArns[0]' arn:aws:iam::<account>:role/<deploy-role>"
+    assert set_admin in message
+    assert "no path for pulumi up to the Kubernetes API" in message and "cluster.deployerCidrs" in message
