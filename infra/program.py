@@ -23,6 +23,7 @@ from infra.engine_declarations import declare_engines
 from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
+from infra.node_autoscaler import GpuNodeAutoscaler
 from infra.node_groups import NodeGroups, NodeGroupsArgs
 from infra.stack_plan import plan_stack
 from infra.stores import Stores, StoresArgs
@@ -47,6 +48,7 @@ class Platform:
     node_groups: NodeGroups
     addons: ClusterAddons
     gpu_software: GpuSoftware
+    node_autoscaler: GpuNodeAutoscaler
     stores: Stores
 
     @property
@@ -112,6 +114,15 @@ def build_platform(settings: Settings) -> Platform:
             after=[node_groups.system],
         ),
     )
+    # Before anything that needs a GPU node: pools at minSize 0 get their first node for a pending build Job.
+    node_autoscaler = GpuNodeAutoscaler(
+        f"{name}-node-autoscaler",
+        cluster_name=cluster.name,
+        region=settings.region,
+        k8s_provider=cluster.k8s_provider,
+        tags=tags,
+        after=[addons, node_groups.system],
+    )
     gpu_software = GpuSoftware(
         name,
         GpuSoftwareArgs(
@@ -131,6 +142,7 @@ def build_platform(settings: Settings) -> Platform:
         node_groups=node_groups,
         addons=addons,
         gpu_software=gpu_software,
+        node_autoscaler=node_autoscaler,
         stores=stores,
     )
 
@@ -181,7 +193,13 @@ def build(settings: Settings) -> dict[str, Any]:
         runner_settings={**build_access.runner_settings(), "timeout_seconds": settings.engines.build_timeout_seconds},
         delete_artifacts=settings.engines.delete_artifacts,
         opts=pulumi.ResourceOptions(
-            depends_on=[build_access, platform.gpu_software, *platform.node_groups.gpu.values()]
+            # The autoscaler first: a build Job on a pool at zero nodes is what makes it add one.
+            depends_on=[
+                build_access,
+                platform.gpu_software,
+                platform.node_autoscaler,
+                *platform.node_groups.gpu.values(),
+            ]
         ),
     )
     monitoring = Monitoring(

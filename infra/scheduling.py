@@ -13,6 +13,7 @@ ROLE_LABEL = "platform.io/role"  # "system", or the pool's role: "llm" | "speech
 POOL_LABEL = "platform.io/pool"  # the pool name from the stack config, "system" for the CPU group
 GPU_SKU_LABEL = "platform.io/gpu-sku"  # e.g. "h100"; engine builds select on it (an engine fits one GPU)
 COMPUTE_CAPABILITY_LABEL = "platform.io/gpu-compute-capability"  # e.g. "9.0"
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 
 SYSTEM_ROLE = "system"
 SYSTEM_POOL = "system"
@@ -47,6 +48,9 @@ def gpu_node_labels(pool: GpuPool) -> dict[str, str]:
         POOL_LABEL: pool.name,
         GPU_SKU_LABEL: pool.gpu_sku,
         COMPUTE_CAPABILITY_LABEL: pool.compute_capability,
+        # Cluster Autoscaler's GPU label on AWS: with it the autoscaler waits for a new node's GPUs to become
+        # allocatable (driver, device plugin) instead of launching more nodes for the same pending pods.
+        ACCELERATOR_LABEL: f"nvidia-{pool.gpu_sku}",
     }
 
 

@@ -209,9 +209,11 @@ class GpuPool(_Scaling):
     @field_validator("labels")
     @classmethod
     def _no_platform_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        reserved = sorted(k for k in labels if k.startswith("platform.io/"))
+        reserved = sorted(k for k in labels if k.startswith("platform.io/") or k == "k8s.amazonaws.com/accelerator")
         if reserved:
-            raise ValueError(f"{reserved} are set by the platform (pool, role, gpu-sku); remove them from labels")
+            raise ValueError(
+                f"{reserved} are set by the platform (pool, role, gpu-sku, accelerator); remove them from labels"
+            )
         return labels
 
     @field_validator("gpu_sku")

@@ -10,7 +10,7 @@ Provisions, in order:
      repositories, its service account, default-deny NetworkPolicies with explicit allows;
   4. per GPU pool (:class:`TritonPool`): a Deployment pinned to the pool's nodes, its Service
      (http/grpc/metrics), an optional internal NLB, a PodDisruptionBudget and an HPA on queue time;
-  5. prometheus-adapter serving the queue-time metric, Cluster Autoscaler for the node groups;
+  5. prometheus-adapter serving the queue-time metric (the node autoscaler is part of the foundation);
   6. the smoke Job, after every Deployment is rolled out.
 
 Settings: the stack's region and ``gpuPools``, the served models and source lock from the stack plan
@@ -32,7 +32,7 @@ import pulumi_kubernetes as k8s
 
 from engines.source_lock import SourceLock
 from infra.triton import deployment, probes
-from infra.triton.autoscaling import GpuNodeAutoscaler, QueueTimeAutoscaling, hpa_manifest
+from infra.triton.autoscaling import QueueTimeAutoscaling, hpa_manifest
 from infra.triton.identity import TritonIdentity
 from infra.triton.image import TritonImage, TritonImageArgs, flavour_of_role
 from infra.triton.network_policy import network_policies
@@ -74,7 +74,6 @@ class TritonPlatformArgs:
     after: Sequence[pulumi.Resource] = ()
     build_root: Path = DEFAULT_BUILD_ROOT
     context_root: Path = REPO_ROOT
-    cluster_autoscaler: bool = True
 
 
 @dataclass(frozen=True)
@@ -276,17 +275,6 @@ class TritonPlatform(pulumi.ComponentResource):
             f"{name}-autoscaling", settings=triton, k8s_provider=args.k8s_provider, after=args.after,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )  # fmt: skip
-        self.node_autoscaler: GpuNodeAutoscaler | None = None
-        if args.cluster_autoscaler:
-            self.node_autoscaler = GpuNodeAutoscaler(
-                f"{name}-node-autoscaler",
-                cluster_name=args.cluster_name,
-                region=args.region,
-                k8s_provider=args.k8s_provider,
-                tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
-            )
-
         # 6. smoke
         self.served: dict[str, list[str]] = self.repository.served
         self.smoke_job: k8s.batch.v1.Job | None = None

@@ -70,3 +70,27 @@ def test_a_fresh_clone_names_what_the_team_must_set_before_any_resource():
     set_admin = "pulumi config set --path 'cluster.adminPrincipalArns[0]' arn:aws:iam::<account>:role/<deploy-role>"
     assert set_admin in message
     assert "no path for pulumi up to the Kubernetes API" in message and "cluster.deployerCidrs" in message
+
+
+def test_a_pool_at_zero_nodes_can_still_build_its_engines():
+    """dev's GPU pools start at zero nodes. Its engine-build Jobs are what make the Cluster Autoscaler add one:
+    so the autoscaler is installed before any Engine, the Jobs select and tolerate exactly that pool's nodes,
+    and the nodes carry the label that makes the autoscaler wait for their GPUs."""
+    run = run_stack("dev")
+    run.raise_error()
+    groups = run.of_type("aws:eks/nodeGroup:NodeGroup")
+    autoscaler = next(r for r in run.registrations if r.type == "platform:nodes:GpuNodeAutoscaler")
+    release = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "cluster-autoscaler")
+    assert release.parent == autoscaler.urn
+
+    engines = run.of_type("pulumi-python:dynamic/engines:Engine")
+    for engine in engines:
+        # depends_on a component is recorded as its children: the chart release among them
+        assert release.urn in engine.dependencies, engine.name
+        pool = engine.inputs["runner"]["pool"]
+        (group,) = [g for g in groups if g.inputs["labels"].get("platform.io/pool") == pool]
+        assert group.inputs["scalingConfig"]["minSize"] == 0
+        assert group.inputs["labels"]["k8s.amazonaws.com/accelerator"].startswith("nvidia-")
+    # and the autoscaler itself lands on the system nodes, which exist before it
+    system = next(g for g in groups if g.inputs["labels"].get("platform.io/pool") == "system")
+    assert system.urn in release.dependencies

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import yaml
 
+from infra import node_autoscaler
 from infra.triton import autoscaling
 from platform_spec.serving import PoolServing, TritonSettings, TritonSettingsError, triton_settings
 from platform_spec.settings import load_stack_settings
@@ -86,12 +87,12 @@ def test_hpa_targets_and_behaviour():
 def test_cluster_autoscaler_may_scale_only_this_clusters_groups():
     import json
 
-    policy = json.loads(autoscaling.cluster_autoscaler_policy("triton-platform-prod"))
+    policy = json.loads(node_autoscaler.cluster_autoscaler_policy("triton-platform-prod"))
     scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroupsOnly")
     assert scale["Condition"] == {
         "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/triton-platform-prod": "owned"}
     }
-    values = autoscaling.cluster_autoscaler_values("triton-platform-prod", "us-east-1")
+    values = node_autoscaler.cluster_autoscaler_values("triton-platform-prod", "us-east-1")
     assert values["extraArgs"]["skip-nodes-with-local-storage"] is False  # Triton's emptyDir must not pin nodes
 
 
