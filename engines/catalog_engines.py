@@ -140,12 +140,14 @@ class _Pins:
     def __init__(self, lock: SourceLock):
         self.lock = lock
         self.missing: list[str] = []
+        self.missing_uris: set[str] = set()
 
     def get(self, uri: str, fmt: str, needed_by: str) -> SourceRef | None:
         try:
             return self.lock.resolve(uri, fmt, needed_by)
         except SourceLockError as exc:
             self.missing.append(str(exc))
+            self.missing_uris.add(uri)
             return None
 
 
@@ -156,11 +158,30 @@ def plan_engines(
     llm_variants: LlmVariants = "separate",
 ) -> list[PlannedEngine]:
     """One PlannedEngine per (engine, pool serving it); raises PlanError/SourceLockError/EngineCompatibilityError."""
-    models = list(models)
-    pools = list(pools)
+    pins = _Pins(lock)
+    models, pools = list(models), list(pools)
+    plans = _plans(models, pools, pins, llm_variants)
+    if pins.missing:
+        listed = "\n".join(f"  - {m}" for m in sorted(set(pins.missing)))
+        raise SourceLockError(f"sources without a pinned digest:\n{listed}")
+    for plan in plans:
+        pool = next(p for p in pools if p.name == plan.pool)
+        check_compatible(plan.spec, pool.name, pool.gpu_sku)
+    return plans
+
+
+def unpinned_sources(
+    models: Iterable[Any], pools: Iterable[PoolLike], lock: SourceLock, llm_variants: LlmVariants = "separate"
+) -> list[str]:
+    """The catalog URIs the stack's engines build from that ``lock`` does not pin yet (what to import)."""
+    pins = _Pins(lock)
+    _plans(list(models), list(pools), pins, llm_variants)
+    return sorted(pins.missing_uris)
+
+
+def _plans(models: list[Any], pools: list[PoolLike], pins: _Pins, llm_variants: LlmVariants) -> list[PlannedEngine]:
     by_name = {m.name: m for m in models}
     lora_bases = {m.lora.base for m in models if llm_variants == "lora" and m.lora is not None}
-    pins = _Pins(lock)
     plans: list[PlannedEngine] = []
     for model in models:
         serving_pools = [p for p in pools if p.role == model.pool]
@@ -179,12 +200,6 @@ def plan_engines(
                     BuilderSettings(precision=model.precision_in_use, profiles=engine_profiles(engine)),
                 )
                 plans.append(PlannedEngine(model.name, engine.name, pool.name, spec))
-    if pins.missing:
-        listed = "\n".join(f"  - {m}" for m in sorted(set(pins.missing)))
-        raise SourceLockError(f"sources without a pinned digest:\n{listed}")
-    for plan in plans:
-        pool = next(p for p in pools if p.name == plan.pool)
-        check_compatible(plan.spec, pool.name, pool.gpu_sku)
     return plans
 
 

@@ -46,8 +46,9 @@ class SourceLock:
         if entry is None:
             where = self.path or DEFAULT_LOCK
             raise SourceLockError(
-                f"{needed_by}: source {catalog_uri!r} has no pinned digest in {where}; import/export it into the "
-                f"model store, then run `python -m engines.source_lock record {catalog_uri} <store://path>`"
+                f"{needed_by}: source {catalog_uri!r} has no pinned digest in {where}; import it into the model "
+                f"store and pin it: `python -m tools.bootstrap --stack <stack> --source {catalog_uri}=<local path>` "
+                f"(or, already in the store: `python -m engines.source_lock record {catalog_uri} <store://path>`)"
             )
         return SourceRef(entry.uri, entry.sha256, fmt)
 

@@ -26,7 +26,7 @@ from infra.network import Network, NetworkArgs
 from infra.node_autoscaler import GpuNodeAutoscaler
 from infra.node_groups import NodeGroups, NodeGroupsArgs
 from infra.stack_plan import plan_stack
-from infra.stores import Stores, StoresArgs
+from infra.stores import Stores, StoresArgs, model_store_bucket
 from infra.triton.wiring import build_triton
 from platform_spec.settings import Settings, settings_from_pulumi_config
 
@@ -131,7 +131,15 @@ def build_platform(settings: Settings) -> Platform:
             after=list(node_groups.gpu.values()),
         ),
     )
-    stores = Stores(name, StoresArgs(name_prefix=name, protect=settings.protect, tags=tags))
+    stores = Stores(
+        name,
+        StoresArgs(
+            name_prefix=name,
+            protect=settings.protect,
+            tags=tags,
+            bucket_name=model_store_bucket(name, ctx.account_id),
+        ),
+    )
     return Platform(
         settings=settings,
         name=name,

@@ -107,11 +107,24 @@ def model_store_access_policy(bucket_arn: str, key_arn: str, *, write: bool) -> 
     )
 
 
+def model_store_bucket(name_prefix: str, account_id: str) -> str:
+    """The model store's bucket name, ``<project>-<stack>-models-<account>``: fixed by the stack and the account
+    (bucket names are global), so ``python -m tools.bootstrap`` can create it before the first `up`."""
+    bucket = f"{name_prefix}-models-{account_id}"
+    if len(bucket) > 63:
+        raise ValueError(
+            f"model store bucket name {bucket!r} is {len(bucket)} characters, over S3's 63; shorten the project "
+            "or stack name"
+        )
+    return bucket
+
+
 @dataclass(frozen=True)
 class StoresArgs:
     name_prefix: str  # e.g. "triton-platform-dev"; the repository is "<prefix>/tritonserver"
     protect: bool
     tags: Mapping[str, str]
+    bucket_name: str  # model_store_bucket(name_prefix, account)
 
 
 class Stores(pulumi.ComponentResource):
@@ -149,11 +162,18 @@ class Stores(pulumi.ComponentResource):
             f"{name}-tritonserver", repository=self.repository.name, policy=ecr_lifecycle_policy(), opts=child
         )
 
+        # A name known before the first `up` (model_store_bucket), so the bootstrap can create it and put the
+        # engine sources in it; the stack then adopts it. `import_` stays on: once the bucket is in the stack,
+        # Pulumi treats it like any other resource (no second import). forceDestroy is Pulumi-only state that
+        # an imported bucket does not carry: kept as imported, so adoption never fails on it.
         self.bucket = aws.s3.Bucket(
             f"{name}-models",
+            bucket=args.bucket_name,
             force_destroy=not args.protect,
             tags=tags,
-            opts=stateful,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, import_=args.bucket_name, ignore_changes=["forceDestroy"]
+            ),
         )
         aws.s3.BucketOwnershipControls(
             f"{name}-models",

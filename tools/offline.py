@@ -70,6 +70,7 @@ class Registration:
     provider: str  # provider reference "<urn>::<id>", "" for the default provider
     dependencies: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    import_id: str = ""  # the import resource option: the existing cloud resource this adopts
     secret_inputs: frozenset[str] = frozenset()  # top-level input keys sent as secrets
 
     @property
@@ -129,6 +130,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     provider=request.provider,
                     dependencies=tuple(request.dependencies),
                     ignore_changes=tuple(request.ignoreChanges),
+                    import_id=request.importId,
                     secret_inputs=frozenset(k for k, v in raw_inputs.items() if rpc.is_rpc_secret(v)),
                 )
             )
