@@ -112,6 +112,7 @@ class NodeGroups(pulumi.ComponentResource):
                 disk_size_gib=pool.disk_size_gib,
                 labels=scheduling.gpu_node_labels(pool),
                 gpu=True,
+                capacity_reservation_id=pool.capacity_reservation_id,
             )
             for pool in args.gpu_pools
         }
@@ -134,6 +135,7 @@ class NodeGroups(pulumi.ComponentResource):
         disk_size_gib: int,
         labels: Mapping[str, str],
         gpu: bool,
+        capacity_reservation_id: str | None = None,
     ) -> aws.eks.NodeGroup:
         name, args = f"{self._name}-{suffix}", self._args
         instance_tags = {**args.tags, "Name": name}
@@ -146,6 +148,13 @@ class NodeGroups(pulumi.ComponentResource):
                 {"resource_type": "instance", "tags": instance_tags},
                 {"resource_type": "volume", "tags": instance_tags},
             ],
+            # An On-Demand Capacity Reservation (scarce p5/g6e capacity held for this pool): instances launch
+            # into it, and into nothing else, so a pool never silently runs outside the reservation.
+            capacity_reservation_specification=(
+                {"capacity_reservation_target": {"capacity_reservation_id": capacity_reservation_id}}
+                if capacity_reservation_id
+                else None
+            ),
             update_default_version=True,
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),

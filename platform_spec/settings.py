@@ -198,6 +198,9 @@ class GpuPool(_Scaling):
     # Root volume holds the Triton image (~15 GB for the TRT-LLM flavour) plus engines and checkpoints.
     disk_size_gib: int = Field(default=200, ge=100, le=4000)
     labels: dict[str, str] = Field(default_factory=dict)
+    # An On-Demand Capacity Reservation the pool's instances launch into (its instance type and AZ must match
+    # the pool's: one instance type, and the reservation's zone among the stack's).
+    capacity_reservation_id: str | None = Field(default=None, pattern=r"^cr-[0-9a-f]{17}$")
 
     @field_validator("name")
     @classmethod
@@ -240,6 +243,16 @@ class GpuPool(_Scaling):
                     f"instance type {itype!r} carries {carried}, not gpuSku {self.gpu_sku!r}; "
                     "an engine is built for one GPU, so a pool holds one SKU"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _reservation(self) -> GpuPool:
+        if self.capacity_reservation_id and (self.capacity_type != "ON_DEMAND" or len(self.instance_types) != 1):
+            raise ValueError(
+                f"capacityReservationId {self.capacity_reservation_id} holds one instance type on demand; give the "
+                f"pool exactly one instanceTypes entry and capacityType ON_DEMAND (it has {self.instance_types}, "
+                f"{self.capacity_type})"
+            )
         return self
 
     @property

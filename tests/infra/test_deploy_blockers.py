@@ -94,3 +94,19 @@ def test_a_pool_at_zero_nodes_can_still_build_its_engines():
     # and the autoscaler itself lands on the system nodes, which exist before it
     system = next(g for g in groups if g.inputs["labels"].get("platform.io/pool") == "system")
     assert system.urn in release.dependencies
+
+
+def test_a_gpu_pool_can_launch_into_its_capacity_reservation():
+    run = run_stack("prod", overrides={"triton-platform:gpuPools[0].capacityReservationId": "cr-0123456789abcdef0"})
+    run.raise_error()
+    templates = {t.name: t for t in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    target = templates["triton-platform-prod-gpu-llm"].inputs["capacityReservationSpecification"]
+    assert target == {"capacityReservationTarget": {"capacityReservationId": "cr-0123456789abcdef0"}}
+    assert "capacityReservationSpecification" not in templates["triton-platform-prod-gpu-speech"].inputs
+
+
+def test_a_reservation_on_a_mixed_or_spot_pool_is_refused():
+    run = run_stack("dev", overrides={"triton-platform:gpuPools[1].capacityReservationId": "cr-0123456789abcdef0"})
+    assert isinstance(run.error, SettingsError) and run.registrations == []
+    message = str(run.error)
+    assert "holds one instance type on demand" in message and "['g6.xlarge', 'g6.2xlarge'], SPOT" in message
