@@ -200,7 +200,7 @@ class GpuPool(_Scaling):
     labels: dict[str, str] = Field(default_factory=dict)
     # An On-Demand Capacity Reservation the pool's instances launch into (its instance type and AZ must match
     # the pool's: one instance type, and the reservation's zone among the stack's).
-    capacity_reservation_id: str | None = Field(default=None, pattern=r"^cr-[0-9a-f]{17}$")
+    capacity_reservation_id: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -244,6 +244,13 @@ class GpuPool(_Scaling):
                     "an engine is built for one GPU, so a pool holds one SKU"
                 )
         return self
+
+    @field_validator("capacity_reservation_id")
+    @classmethod
+    def _reservation_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"cr-[0-9a-f]{17}", value):
+            raise ValueError("not a capacity reservation id; use the id EC2 shows, like cr-0123456789abcdef0")
+        return value
 
     @model_validator(mode="after")
     def _reservation(self) -> GpuPool:

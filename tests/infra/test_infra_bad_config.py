@@ -154,3 +154,19 @@ def test_the_unmodified_stacks_are_valid():
         run = run_stack(stack)
         assert run.error is None
         assert run.registrations
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"triton-platform:gpuPools[0].capacityReservationId": "reservation-1"},
+         ['gpuPools[0].capacityReservationId = "reservation-1"', "like cr-0123456789abcdef0"]),
+        ({"triton-platform:gpuPools[0].instanceTypes": ["g6e.3xlarge"]},
+         ["g6e.3xlarge", "no known shape", "platform_spec.gpus.INSTANCE_TYPES"]),
+    ],
+)
+def test_new_pool_keys_name_the_key_the_value_and_the_fix(override, expected):
+    run = run_stack("dev", overrides=override)
+    assert isinstance(run.error, SettingsError) and run.registrations == []
+    for text in expected:
+        assert text in str(run.error)
