@@ -92,7 +92,7 @@ class PlannedEngine:
 
 
 def engine_profiles(engine: Any) -> tuple[InputProfile, ...]:
-    """Optimization profiles of a catalog engine (``model_repo.catalog.EngineSpec``)."""
+    """Optimization profiles of a catalog engine (``model_repo.catalog.CatalogEngine``)."""
     ranges = DYNAMIC_DIMS.get(engine.name, {})
     batching = engine.batching
     profiles = []

@@ -43,7 +43,7 @@ class SmokeResult:
 
 
 @dataclass
-class Target:
+class EndpointCheck:
     endpoint: str  # gRPC host:port
     models: list[str] = field(default_factory=list)  # empty: every model the server lists
 
@@ -225,11 +225,11 @@ def as_json(url: str, problem: str | None, results: Sequence[SmokeResult]) -> di
 # --- the command the smoke Job runs ----------------------------------------------------------------------
 
 
-def parse_target(text: str) -> Target:
+def parse_target(text: str) -> EndpointCheck:
     endpoint, _, models = text.partition("=")
     if not endpoint or ":" not in endpoint:
         raise argparse.ArgumentTypeError(f"--check {text!r}: write HOST:PORT[=model,model,...]")
-    return Target(endpoint, [m for m in models.split(",") if m])
+    return EndpointCheck(endpoint, [m for m in models.split(",") if m])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from local import stack_outputs
 
 
 @dataclass(frozen=True)
-class Target:
+class ServingEndpoint:
     name: str  # pool name, "url" or "local"
     grpc: str
     models: tuple[str, ...] = ()
@@ -42,10 +42,10 @@ def add_arguments(parser) -> None:
 
 
 @contextlib.contextmanager
-def resolve(args) -> Iterator[list[Target]]:
+def resolve(args) -> Iterator[list[ServingEndpoint]]:
     """The endpoints named by the arguments; a ``--local`` server lives until the block ends."""
     if args.url:
-        yield [Target("url", args.url)]
+        yield [ServingEndpoint("url", args.url)]
         return
     if args.local:
         with local_server(args.local, args.only) as target:
@@ -58,11 +58,11 @@ def resolve(args) -> Iterator[list[Target]]:
         pools = [p for p in pools if p.pool == args.pool]
         if not pools:
             raise stack_outputs.StackOutputError(f"--pool {args.pool}: not among the pools of {source}")
-    yield [Target(p.pool, p.grpc, p.models) for p in pools]
+    yield [ServingEndpoint(p.pool, p.grpc, p.models) for p in pools]
 
 
 @contextlib.contextmanager
-def local_server(stack: str, only: Sequence[str] = ()) -> Iterator[Target]:
+def local_server(stack: str, only: Sequence[str] = ()) -> Iterator[ServingEndpoint]:
     from local.platform_run import EXIT_TIMEOUT_S, stack_models
     from model_repo.local_server import TritonServer
     from model_repo.render import render_repository
@@ -73,6 +73,6 @@ def local_server(stack: str, only: Sequence[str] = ()) -> Iterator[Target]:
         with TritonServer(
             result.out, work_dir=work / "server", startup_timeout_s=600, exit_timeout_s=EXIT_TIMEOUT_S
         ) as s:
-            yield Target("local", s.endpoints.grpc)
+            yield ServingEndpoint("local", s.endpoints.grpc)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -46,8 +46,8 @@ from model_repo.catalog import (
     TARGETS,
     Artifact,
     Batching,
+    CatalogEngine,
     CatalogError,
-    EngineSpec,
     InstanceGroup,
     ModelSpec,
     Tensor,
@@ -199,7 +199,7 @@ def endpoint_pools(spec: ModelSpec, target: str, by_name: Mapping[str, ModelSpec
     return found
 
 
-def engine_config(engine: EngineSpec, parent: ModelSpec) -> mc.ModelConfig:
+def engine_config(engine: CatalogEngine, parent: ModelSpec) -> mc.ModelConfig:
     """The ModelConfig of a gpu-target TensorRT engine a public model calls through BLS."""
     config = mc.ModelConfig(name=engine.name, platform="tensorrt_plan", default_model_filename=PLAN_FILENAME)
     _batching(config, engine.batching)
@@ -213,7 +213,9 @@ def engine_config(engine: EngineSpec, parent: ModelSpec) -> mc.ModelConfig:
 # --- planning (in memory, before anything touches the disk) ---------------------------------------
 
 
-def plan(specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separate") -> list[RenderedModel]:
+def rendered_models(
+    specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separate"
+) -> list[RenderedModel]:
     """Every model the repository will hold, with its config; raises RenderError on any problem."""
     if target not in TARGETS:
         raise RenderError(f"target {target!r} is not one of {list(TARGETS)}")
@@ -410,7 +412,7 @@ def render_repository(
     """
     out = Path(out).resolve()
     python_models_dir = Path(python_models_dir or PYTHON_MODELS_DIR)
-    models = plan(specs, target, llm_variants=llm_variants)
+    models = rendered_models(specs, target, llm_variants=llm_variants)
     if out.exists() and not out.is_dir():
         raise RenderError(f"--out {out} exists and is not a directory; choose another path")
     if out.exists() and any(out.iterdir()) and not replace:

@@ -13,7 +13,7 @@ from model_repo.catalog.schema import (
     WEIGHTS_RANDOM,
     Artifact,
     Batching,
-    EngineSpec,
+    CatalogEngine,
     InstanceGroup,
     InstanceKind,
     LoraVariant,
@@ -205,7 +205,7 @@ ASR = ModelSpec(
     ),
     engines=(
         # Bindings as NeMo exports them; the engine build checks the ONNX graph against these names.
-        EngineSpec(
+        CatalogEngine(
             name="asr_encoder",
             source=Artifact("export://asr/encoder.onnx"),
             inputs=(
@@ -218,7 +218,7 @@ ASR = ModelSpec(
             ),
             batching=Batching(8, (4, 8), 1_000),
         ),
-        EngineSpec(
+        CatalogEngine(
             name="asr_decoder_joint",
             source=Artifact("export://asr/decoder_joint.onnx"),
             # The LSTM states carry the batch in dim 1, so Triton cannot batch this engine (batch 0 =
@@ -271,14 +271,14 @@ TTS = ModelSpec(
         }
     ),
     engines=(
-        EngineSpec(
+        CatalogEngine(
             name="tts_fastpitch",
             source=Artifact("export://tts/fastpitch.onnx"),
             inputs=(Tensor("text", "TYPE_INT64", (-1,)), Tensor("pace", "TYPE_FP32", (-1,))),
             outputs=(Tensor("spect", "TYPE_FP32", (80, -1)), Tensor("num_frames", "TYPE_INT64", (1,), reshape=())),
             batching=Batching(8, (4, 8), 1_000),
         ),
-        EngineSpec(
+        CatalogEngine(
             name="tts_hifigan",
             source=Artifact("export://tts/hifigan.onnx"),
             inputs=(Tensor("spec", "TYPE_FP32", (80, -1)),),
@@ -368,7 +368,7 @@ EMBED = ModelSpec(
         }
     ),
     engines=(
-        EngineSpec(
+        CatalogEngine(
             name="embed_encoder",
             source=Artifact("export://embed/model.onnx"),
             inputs=(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 Role = Literal["llm", "asr", "tts", "vad", "anc", "embed", "retriever", "pipeline"]
-Target = Literal["gpu", "cpu"]
+RenderTarget = Literal["gpu", "cpu"]  # which repository a catalog entry is rendered for
 Pool = Literal["llm", "speech"]
 InstanceKind = Literal["KIND_GPU", "KIND_CPU"]
 
@@ -114,7 +114,7 @@ class Serving:
 
 
 @dataclass(frozen=True)
-class EngineSpec:
+class CatalogEngine:
     """A gpu-only internal Triton model: a TensorRT plan built from an ONNX graph, called through BLS by
     the public model's Python pre/post code. Its name is ``<public>_<suffix>``. The engine is built at
     the public model's selected precision (``engines/`` builds it; the renderer only configures it)."""
@@ -156,7 +156,7 @@ class ModelSpec:
     latency_slo_p99_ms: int
     decoupled: bool
     serving: Mapping[str, Serving]  # target -> Serving
-    engines: tuple[EngineSpec, ...] = ()
+    engines: tuple[CatalogEngine, ...] = ()
     depends_on: tuple[str, ...] = ()  # models this one calls through BLS (must be served too)
     lora: LoraVariant | None = None
     enabled_by_default: bool = True

@@ -178,7 +178,7 @@ def test_required_files_are_read_from_the_model_source_without_importing_it(tmp_
 
 
 def test_only_a_call_to_another_pools_model_is_routed_to_that_pool():
-    by_target = {t: {m.name: m.config for m in render.plan(catalog.select({}), t)} for t in catalog.TARGETS}
+    by_target = {t: {m.name: m.config for m in render.rendered_models(catalog.select({}), t)} for t in catalog.TARGETS}
     routes = {
         (t, name, k): v.string_value
         for t, configs in by_target.items()
@@ -227,7 +227,7 @@ def test_lora_mode_rejects_a_variant_at_another_precision_than_its_base(tmp_path
 def test_lora_mode_needs_the_base(tmp_path, python_models):
     specs = catalog.select({"llm_chat": _Sel(False), "voice_pipeline": _Sel(False)})
     with pytest.raises(RenderError, match=r"adapter on 'llm_chat', which is not selected"):
-        render.plan(specs, "gpu", llm_variants="lora")
+        render.rendered_models(specs, "gpu", llm_variants="lora")
 
 
 def test_overrides_reach_the_rendered_config(tmp_path, python_models):

@@ -44,7 +44,7 @@ def _copy_models(source: Path, dest: Path, names) -> None:
 
 def _gpu_pipeline(dest: Path, name: str = "voice_pipeline", **parameters: str) -> None:
     """voice_pipeline with its gpu-target config (the cpu models' code is the same directory)."""
-    (config,) = [m.config for m in render.plan(catalog.select({}), "gpu") if m.name == "voice_pipeline"]
+    (config,) = [m.config for m in render.rendered_models(catalog.select({}), "gpu") if m.name == "voice_pipeline"]
     config.name = name
     for key, value in parameters.items():
         config.parameters[key].string_value = value
