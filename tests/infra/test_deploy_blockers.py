@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from platform_spec.settings import SettingsError, read_stack_config
 from tests.pulumi_harness import run_stack
-from tools.offline import ACCOUNT_ID, PlatformMocks, run_program
+from tools.offline import ACCOUNT_ID, STAND_IN_ACCESS, PlatformMocks, run_program
 
 SUBNET = "aws:ec2/subnet:Subnet"
 
@@ -110,3 +112,38 @@ def test_a_reservation_on_a_mixed_or_spot_pool_is_refused():
     assert isinstance(run.error, SettingsError) and run.registrations == []
     message = str(run.error)
     assert "holds one instance type on demand" in message and "['g6.xlarge', 'g6.2xlarge'], SPOT" in message
+
+
+CLUSTER = "aws:eks/cluster:Cluster"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_private_endpoint_admits_exactly_the_configured_deployers(stack):
+    stack_run = run_stack(stack)
+    stack_run.raise_error()
+    """pulumi up reaches the private API over the cluster security group's HTTPS rule for each deployer CIDR
+    (here the harness's stand-in), and the Kubernetes provider waits for those rules."""
+    vpc = stack_run.one(CLUSTER).inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
+    rules = stack_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    api_rules = [r for r in rules if "-api-from-" in r.name]
+    assert [r.inputs["cidrIpv4"] for r in api_rules] == STAND_IN_ACCESS["triton-platform:cluster.deployerCidrs"]
+    for rule in api_rules:
+        assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (443, 443, "tcp")
+        assert rule.inputs["securityGroupId"] == stack_run.one(CLUSTER).outputs["vpcConfig"]["clusterSecurityGroupId"]
+    provider = next(r for r in stack_run.registrations if r.type == "pulumi:providers:kubernetes")
+    assert {r.urn for r in api_rules} <= set(provider.dependencies)
+
+
+def test_a_public_endpoint_is_limited_to_its_cidrs_and_security_groups_get_a_rule():
+    run = run_stack("dev", overrides={
+        "triton-platform:cluster.endpointPublicAccess": True,
+        "triton-platform:cluster.publicAccessCidrs": ["52.10.20.30/32"],
+        "triton-platform:cluster.deployerCidrs": [],
+        "triton-platform:cluster.deployerSecurityGroupIds": ["sg-0123456789abcdef0"],
+    })  # fmt: skip
+    run.raise_error()
+    vpc = run.one(CLUSTER).inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["52.10.20.30/32"]
+    (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "-api-" in r.name]
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 443

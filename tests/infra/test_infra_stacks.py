@@ -13,7 +13,7 @@ from infra.gpu_software import NAMESPACE
 from infra.program import OUTPUTS_VERSION
 from platform_spec import versions
 from tests.delivery.contract import load_contract
-from tests.pulumi_harness import is_taggable, run_stack
+from tests.pulumi_harness import is_taggable
 from tools.offline import DEPLOYER_ROLE_ARN, STAND_IN_ACCESS
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -194,35 +194,6 @@ def test_prod_api_endpoint_is_private(prod_stack):
     assert vpc["endpointPrivateAccess"] is True
     assert vpc["endpointPublicAccess"] is False
     assert not vpc.get("publicAccessCidrs")
-
-
-def test_the_private_endpoint_admits_exactly_the_configured_deployers(stack_run):
-    """pulumi up reaches the private API over the cluster security group's HTTPS rule for each deployer CIDR
-    (here the harness's stand-in), and the Kubernetes provider waits for those rules."""
-    vpc = stack_run.one(CLUSTER).inputs["vpcConfig"]
-    assert vpc["endpointPublicAccess"] is False and vpc["endpointPrivateAccess"] is True
-    rules = stack_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    api_rules = [r for r in rules if "-api-from-" in r.name]
-    assert [r.inputs["cidrIpv4"] for r in api_rules] == STAND_IN_ACCESS["triton-platform:cluster.deployerCidrs"]
-    for rule in api_rules:
-        assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (443, 443, "tcp")
-        assert rule.inputs["securityGroupId"] == stack_run.one(CLUSTER).outputs["vpcConfig"]["clusterSecurityGroupId"]
-    provider = next(r for r in stack_run.registrations if r.type == "pulumi:providers:kubernetes")
-    assert {r.urn for r in api_rules} <= set(provider.dependencies)
-
-
-def test_a_public_endpoint_is_limited_to_its_cidrs_and_security_groups_get_a_rule():
-    run = run_stack("dev", overrides={
-        "triton-platform:cluster.endpointPublicAccess": True,
-        "triton-platform:cluster.publicAccessCidrs": ["52.10.20.30/32"],
-        "triton-platform:cluster.deployerCidrs": [],
-        "triton-platform:cluster.deployerSecurityGroupIds": ["sg-0123456789abcdef0"],
-    })  # fmt: skip
-    run.raise_error()
-    vpc = run.one(CLUSTER).inputs["vpcConfig"]
-    assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["52.10.20.30/32"]
-    (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "-api-" in r.name]
-    assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 443
 
 
 def test_kubernetes_version_and_addons_are_pinned(stack_run, stack_settings):
