@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import scheduling
+from infra.charts import release_chart
 from platform_spec import versions
 from platform_spec.settings import DevicePluginSettings
 
@@ -133,9 +134,7 @@ class GpuSoftware(pulumi.ComponentResource):
         return k8s.helm.v3.Release(
             name,
             name=release,  # fixed release name: object names stay stable for monitoring selectors
-            chart=chart["chart"],
-            version=chart["version"],
-            repository_opts={"repo": chart["repo"]},
+            **release_chart(chart),
             namespace=self.namespace,
             values=values,
             cleanup_on_fail=True,

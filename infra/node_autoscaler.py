@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.charts import release_chart
 from infra.iam import POD_IDENTITY_PRINCIPAL, service_trust_policy
 from infra.scheduling import system_node_labels
 from platform_spec import versions
@@ -133,9 +134,7 @@ class GpuNodeAutoscaler(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-cluster-autoscaler",
             name=CLUSTER_AUTOSCALER_RELEASE,
-            chart=chart["chart"],
-            version=chart["version"],
-            repository_opts={"repo": chart["repo"]},
+            **release_chart(chart),
             namespace=CLUSTER_AUTOSCALER_NAMESPACE,
             values=cluster_autoscaler_values(cluster_name, region),
             cleanup_on_fail=True,

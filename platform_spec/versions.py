@@ -33,29 +33,40 @@ EKS_ADDONS = {
     "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
 }
 
-# Helm charts (official repositories).
+# Helm charts: the official charts at these versions, vendored as archives under charts/ (charts/PROVENANCE.md),
+# which is what the program deploys and the tests render; "repo" is where an upgrade comes from.
 NVIDIA_DEVICE_PLUGIN_CHART = {
     "chart": "nvidia-device-plugin",
     "version": "0.18.0",
     "repo": "https://nvidia.github.io/k8s-device-plugin",
+    "archive": "charts/nvidia-device-plugin-0.18.0.tgz",
+    "sha256": "15369191063a1704b542509e0f47287ea45dc528b6548288524e29f75c76e5ae",
 }
 DCGM_EXPORTER_CHART = {
     "chart": "dcgm-exporter",
     "version": "4.6.0",
     "repo": "https://nvidia.github.io/dcgm-exporter/helm-charts",
+    "archive": "charts/dcgm-exporter-4.6.0.tgz",
+    "sha256": "d9ae9d6b4973159fa20717007736094e6460fa621bfec6300678629cd9b0c23b",
 }
 KUBE_PROMETHEUS_STACK_CHART = {
     "chart": "kube-prometheus-stack",
     "version": "79.5.0",
     "repo": "https://prometheus-community.github.io/helm-charts",
+    "archive": "charts/kube-prometheus-stack-79.5.0.tgz",
+    "sha256": "035342565ccc8020b379dad30a1745d50d8eac2196b6c82c7a0a5a0022f88bdc",
 }
 PROMETHEUS_ADAPTER_CHART = {
     "chart": "prometheus-adapter",
     "version": "5.2.0",
     "repo": "https://prometheus-community.github.io/helm-charts",
+    "archive": "charts/prometheus-adapter-5.2.0.tgz",
+    "sha256": "dde7bef8566d5df929f71a9190f7541cafcf10db2e8f1c0789ba34eb943aeb9e",
 }
 CLUSTER_AUTOSCALER_CHART = {
     "chart": "cluster-autoscaler",
     "version": "9.52.1",
     "repo": "https://kubernetes.github.io/autoscaler",
+    "archive": "charts/cluster-autoscaler-9.52.1.tgz",
+    "sha256": "38949f7fafae675016e8710ccddcf493d081e2266644ddfd154697f1463103b4",
 }

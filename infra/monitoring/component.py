@@ -30,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.charts import release_chart
 from infra.monitoring import chart_values
 from infra.monitoring.dashboards import build_dashboards, dashboard_json
 from infra.monitoring.monitors import (
@@ -151,9 +152,7 @@ class Monitoring(pulumi.ComponentResource):
         release = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=chart_values.RELEASE_NAME,  # fixed: Service names and selectors depend on it
-            chart=chart["chart"],
-            version=chart["version"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart["repo"]),
+            **release_chart(chart),
             namespace=self.namespace,
             values=chart_values.kube_prometheus_stack_values(args.settings, GRAFANA_ADMIN_SECRET, args.namespace),
             timeout=RELEASE_TIMEOUT_S,

@@ -32,6 +32,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.charts import release_chart
 from infra.monitoring.chart_values import PROMETHEUS_PORT, PROMETHEUS_SERVICE
 from infra.scheduling import system_node_labels
 from infra.triton.deployment import pool_resource_name
@@ -160,9 +161,7 @@ class QueueTimeAutoscaling(pulumi.ComponentResource):
         self.adapter = k8s.helm.v3.Release(
             f"{name}-prometheus-adapter",
             name=ADAPTER_RELEASE,
-            chart=chart["chart"],
-            version=chart["version"],
-            repository_opts={"repo": chart["repo"]},
+            **release_chart(chart),
             namespace=settings.monitoring_namespace,
             values=adapter_values(settings),
             cleanup_on_fail=True,

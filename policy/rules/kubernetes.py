@@ -171,7 +171,10 @@ def grafana_values(resource_type: str, props: Mapping[str, Any]) -> Mapping[str,
     chart = props.get("chart")
     if not isinstance(chart, str):
         return None
+    # "repo/name", a local chart directory, or a packed archive "charts/<name>-<version>.tgz"
     chart_name = chart.rstrip("/").rsplit("/", 1)[-1]
+    if chart_name.endswith((".tgz", ".tar.gz")):
+        chart_name = re.sub(r"-v?[0-9][0-9A-Za-z.+-]*\.(tgz|tar\.gz)$", "", chart_name)
     values = props.get("values")
     values = values if isinstance(values, Mapping) else {}
     if chart_name == "kube-prometheus-stack":

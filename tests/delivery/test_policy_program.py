@@ -110,7 +110,7 @@ def test_workload_rules_had_subjects_in_the_program(stack_run):
     triton = [c for r in stack_run.registrations for c in rules.triton_containers(r.type, r.inputs)]
     assert len(triton) == len(pools)
     grafana = [r for r in stack_run.registrations if rules.grafana_values(r.type, r.inputs) is not None]
-    assert [r.inputs["chart"] for r in grafana] == ["kube-prometheus-stack"]
+    assert [r.inputs["chart"] for r in grafana] == ["charts/kube-prometheus-stack-79.5.0.tgz"]
     pod_templates = [r for r in stack_run.registrations if rules.pod_spec(r.type, r.inputs) is not None]
     assert {r.type for r in pod_templates} >= {"kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job"}
 

@@ -257,8 +257,8 @@ def test_kubernetes_provider_waits_for_the_deployer_access_entry(stack_run):
 def test_device_plugin_chart_tolerates_gpu_taint_and_targets_gpu_nodes(stack_run, stack_settings):
     release = stack_run.one(RELEASE, f"{stack_run.outputs['clusterName']}-device-plugin")
     chart = versions.NVIDIA_DEVICE_PLUGIN_CHART
-    assert (release.inputs["chart"], release.inputs["version"]) == (chart["chart"], chart["version"])
-    assert release.inputs["repositoryOpts"]["repo"] == chart["repo"]
+    assert (release.inputs["chart"], release.inputs["version"]) == (chart["archive"], chart["version"])
+    assert "repositoryOpts" not in release.inputs  # the vendored archive, no chart repository at `up`
     assert release.inputs["namespace"] == NAMESPACE
     values = release.inputs["values"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
@@ -284,7 +284,7 @@ def test_dev_time_slices_gpus_and_prod_does_not(dev_stack, prod_stack):
 def test_dcgm_exporter_runs_on_gpu_nodes_without_its_own_service_monitor(stack_run):
     release = stack_run.one(RELEASE, f"{stack_run.outputs['clusterName']}-dcgm-exporter")
     chart = versions.DCGM_EXPORTER_CHART
-    assert (release.inputs["chart"], release.inputs["version"]) == (chart["chart"], chart["version"])
+    assert (release.inputs["chart"], release.inputs["version"]) == (chart["archive"], chart["version"])
     values = release.inputs["values"]
     assert values["serviceMonitor"] == {"enabled": False}
     assert scheduling.GPU_TOLERATION in values["tolerations"]
