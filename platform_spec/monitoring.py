@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from platform_spec.config_model import ConfigModel
 
@@ -50,6 +50,9 @@ class MonitoringSettings(ConfigModel):
     storage_class: str = "gp3"
     alertmanager_config_secret: str | None = None
     expose_grafana: bool = False
+    # Prometheus and Alertmanager pods: 2 in prod, so a node drain or a crash loses neither scraping nor alerting.
+    replicas: int = Field(default=1, ge=1, le=3)
+    prometheus_memory: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
 
     @field_validator("retention", mode="before")
     @classmethod

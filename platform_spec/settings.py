@@ -235,6 +235,11 @@ class Settings(ConfigModel):
                 "cluster.endpointPublicAccess = true: prod keeps the API endpoint private; "
                 "set endpointPublicAccess: false"
             )
+        if self.monitoring.replicas < 2:
+            raise ValueError(
+                f"monitoring.replicas = {self.monitoring.replicas}: prod runs 2 Prometheus and 2 Alertmanager pods, "
+                "so one node going away loses neither scraping nor alerting; set replicas: 2"
+            )
         spot_llm = [p.name for p in self.gpu_pools if p.role == "llm" and p.capacity_type == "SPOT"]
         if spot_llm:
             raise ValueError(
@@ -284,6 +289,13 @@ class Settings(ConfigModel):
                 "set --path 'cluster.deployerCidrs[0]' <cidr>) or cluster.deployerSecurityGroupIds (a runner "
                 "inside the VPC); on dev you may instead set endpointPublicAccess: true with publicAccessCidrs "
                 "= your egress IP as a /32"
+            )
+        if self.environment == "prod" and self.monitoring.alertmanager_config_secret is None:
+            problems.append(
+                f"{PROJECT}:monitoring.alertmanagerConfigSecret is unset: prod alerts would go to the chart's "
+                "receiver that drops them. Create a Secret with key alertmanager.yaml (your receivers) in the "
+                "monitoring namespace and name it: pulumi config set --stack prod --path "
+                "monitoring.alertmanagerConfigSecret <secret-name>"
             )
         return problems
 

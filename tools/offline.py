@@ -43,10 +43,12 @@ from tools.aws_mocks import (  # noqa: F401 (re-exported: tools.offline is where
 
 MAIN_PROGRAM = REPO_ROOT / "__main__.py"
 # What only a team can set before a real preview (Settings.deploy_blockers), as stand-ins consistent with
-# the mocks: their deploy role as the cluster admin, a private range as the deployer's network.
+# the mocks: their deploy role as the cluster admin, a private range as the deployer's network, the name of
+# the Secret holding Alertmanager's receivers.
 STAND_IN_ACCESS = {
     f"{PROJECT}:cluster.adminPrincipalArns": [DEPLOYER_ROLE_ARN],
     f"{PROJECT}:cluster.deployerCidrs": ["10.250.0.0/16"],
+    f"{PROJECT}:monitoring.alertmanagerConfigSecret": "alertmanager-receivers",
 }
 
 

@@ -42,6 +42,19 @@ INTERNAL_LB_ANNOTATIONS = {
 }
 
 
+# Requests sized for the platform's load (a few dozen Triton pods and GPU nodes), memory limits against leaks;
+# no CPU limits (throttling a scraper or the operator helps nothing). Prometheus' memory is a setting.
+_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "config_reloader": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+    "alertmanager": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    "kube_state_metrics": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    "node_exporter": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+    "grafana": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    "grafana_sidecar": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+}
+
+
 def kube_prometheus_stack_values(
     settings: MonitoringSettings, grafana_admin_secret: str, dashboard_namespace: str
 ) -> dict[str, Any]:
@@ -59,8 +72,24 @@ def kube_prometheus_stack_values(
 
     return {
         "fullnameOverride": FULLNAME,
+        # EKS runs these control-plane components where nothing in the cluster can scrape them: their
+        # ServiceMonitors would find no target and the chart's absent(up{...}) alerts would fire forever.
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "prometheusOperator": {
+            "resources": _RESOURCES["operator"],
+            "prometheusConfigReloader": {"resources": _RESOURCES["config_reloader"]},
+        },
+        "kube-state-metrics": {"resources": _RESOURCES["kube_state_metrics"]},
+        "prometheus-node-exporter": {"resources": _RESOURCES["node_exporter"]},
         "prometheus": {
             "prometheusSpec": {
+                "replicas": settings.replicas,
+                "resources": {
+                    "requests": {"cpu": "500m", "memory": settings.prometheus_memory},
+                    "limits": {"memory": settings.prometheus_memory},
+                },
                 "retention": settings.retention,
                 "retentionSize": settings.retention_size,
                 "storageSpec": {
@@ -82,7 +111,13 @@ def kube_prometheus_stack_values(
                 "ruleNamespaceSelector": {},
             }
         },
-        "alertmanager": {"alertmanagerSpec": alertmanager_spec},
+        "alertmanager": {
+            "alertmanagerSpec": {
+                **alertmanager_spec,
+                "replicas": settings.replicas,
+                "resources": _RESOURCES["alertmanager"],
+            }
+        },
         "grafana": {
             "fullnameOverride": GRAFANA_FULLNAME,
             "admin": {
@@ -100,8 +135,12 @@ def kube_prometheus_stack_values(
                     "label": DASHBOARD_LABEL,
                     "labelValue": DASHBOARD_LABEL_VALUE,
                     "searchNamespace": [dashboard_namespace],
-                }
+                },
+                "resources": _RESOURCES["grafana_sidecar"],
             },
             "service": grafana_service,
+            # The Prometheus selects ServiceMonitors by the release label; the subchart's has none.
+            "serviceMonitor": {"labels": dict(SELECTOR_LABELS)},
+            "resources": _RESOURCES["grafana"],
         },
     }

@@ -147,3 +147,11 @@ def test_a_public_endpoint_is_limited_to_its_cidrs_and_security_groups_get_a_rul
     assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["52.10.20.30/32"]
     (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "-api-" in r.name]
     assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 443
+
+
+def test_prod_without_an_alertmanager_receiver_does_not_deploy():
+    run = run_stack("prod", remove=["triton-platform:monitoring.alertmanagerConfigSecret"])
+    assert isinstance(run.error, SettingsError) and run.registrations == []
+    assert "monitoring.alertmanagerConfigSecret is unset: prod alerts would go to" in str(run.error)
+    run = run_stack("prod", overrides={"triton-platform:monitoring.replicas": 1})
+    assert isinstance(run.error, SettingsError) and "monitoring.replicas = 1: prod runs 2" in str(run.error)
