@@ -47,6 +47,7 @@ def plan_stack(settings: Settings) -> StackPlan:
     lock = load_lock(REPO_ROOT / settings.engines.sources_lock)
     engines = tuple(plan_engines(models, settings.gpu_pools, lock, settings.llm_variants))
     check_builds_fit(engines, settings.gpu_pools)
+    check_serving_fits(settings)
     # Last of the checks: the values only the team can know (admins, the deployer's network path), after
     # the engine sources, whose bootstrap creates the store these values are needed for.
     blockers = settings.deploy_blockers()
@@ -79,6 +80,39 @@ def check_builds_fit(engines: Sequence[PlannedEngine], pools: Sequence[GpuPool])
             )
     if problems:
         raise TritonConfigError("engine builds fit no node:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def check_serving_fits(settings: Settings) -> None:
+    """Each pool's Triton pod (serving settings) fits every instance type of the pool, GPUs included."""
+    problems = []
+    for pool in settings.gpu_pools:
+        serving = settings.serving.pool(pool.name)
+        # What the scheduler counts: requests (its /dev/shm is memory-backed and lives inside the memory limit).
+        need = (_millicores(serving.cpu), _mebibytes(serving.memory), _mebibytes(serving.ephemeral_storage) / 1024)
+        for instance_type in pool.instance_types:
+            node = gpus.allocatable(instance_type, pool.disk_size_gib)
+            if (need[0] > node.cpu_millicores or need[1] > node.memory_mib or need[2] > node.ephemeral_gib
+                    or serving.gpus > node.gpus):  # fmt: skip
+                problems.append(
+                    f"triton.pools.{pool.name}: a pod asks {serving.cpu} CPU, {serving.memory} memory, "
+                    f"{serving.ephemeral_storage} ephemeral storage, {serving.gpus} GPU(s); "
+                    f"{node.describe()} with {node.gpus} GPU(s) cannot hold it. Lower the pod's size "
+                    f"(triton.pools.{pool.name}) or use larger instanceTypes for gpuPools[{pool.name}]"
+                )
+    if problems:
+        raise TritonConfigError("Triton pods fit no node:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _millicores(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
+    for unit, scale in units.items():
+        if quantity.endswith(unit):
+            return float(quantity[: -len(unit)]) * scale
+    return float(quantity) / 2**20
 
 
 def _fits(need: BuildResources, node: gpus.NodeCapacity) -> bool:

@@ -82,7 +82,11 @@ def kube_prometheus_stack_values(
             "prometheusConfigReloader": {"resources": _RESOURCES["config_reloader"]},
         },
         "kube-state-metrics": {"resources": _RESOURCES["kube_state_metrics"]},
-        "prometheus-node-exporter": {"resources": _RESOURCES["node_exporter"]},
+        # Host metrics from every node, the tainted GPU nodes included (the chart tolerates no taint by default).
+        "prometheus-node-exporter": {
+            "resources": _RESOURCES["node_exporter"],
+            "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        },
         "prometheus": {
             "prometheusSpec": {
                 "replicas": settings.replicas,

@@ -155,3 +155,12 @@ def test_prod_without_an_alertmanager_receiver_does_not_deploy():
     assert "monitoring.alertmanagerConfigSecret is unset: prod alerts would go to" in str(run.error)
     run = run_stack("prod", overrides={"triton-platform:monitoring.replicas": 1})
     assert isinstance(run.error, SettingsError) and "monitoring.replicas = 1: prod runs 2" in str(run.error)
+
+
+def test_a_triton_pod_too_large_for_its_pool_fails_before_any_resource():
+    run = run_stack("dev", overrides={"triton-platform:triton": {"pools": {"speech": {"memory": "40Gi"}}}})
+    assert run.error is not None and run.registrations == []
+    message = str(run.error)
+    assert "triton.pools.speech: a pod asks 1500m CPU, 40Gi memory" in message
+    assert "g6.xlarge (3.42 CPU, 13.5 GiB memory" in message
+    assert "use larger instanceTypes for gpuPools[speech]" in message
