@@ -18,6 +18,7 @@ from engines.source_lock import SourceLock, load_lock
 from infra.monitoring.slos import LatencySlos
 from model_repo import catalog
 from platform_spec import gpus
+from platform_spec.quantities import quantity
 from platform_spec.serving import TritonSettings
 from platform_spec.settings import REPO_ROOT, GpuPool, Settings, SettingsError
 
@@ -88,7 +89,11 @@ def check_serving_fits(settings: Settings) -> None:
     for pool in settings.gpu_pools:
         serving = settings.serving.pool(pool.name)
         # What the scheduler counts: requests (its /dev/shm is memory-backed and lives inside the memory limit).
-        need = (_millicores(serving.cpu), _mebibytes(serving.memory), _mebibytes(serving.ephemeral_storage) / 1024)
+        need = (
+            quantity(serving.cpu) * 1000,
+            quantity(serving.memory) / 2**20,
+            quantity(serving.ephemeral_storage) / 2**30,
+        )
         for instance_type in pool.instance_types:
             node = gpus.allocatable(instance_type, pool.disk_size_gib)
             if (need[0] > node.cpu_millicores or need[1] > node.memory_mib or need[2] > node.ephemeral_gib
@@ -101,18 +106,6 @@ def check_serving_fits(settings: Settings) -> None:
                 )
     if problems:
         raise TritonConfigError("Triton pods fit no node:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-def _millicores(quantity: str) -> float:
-    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
-
-
-def _mebibytes(quantity: str) -> float:
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
-    for unit, scale in units.items():
-        if quantity.endswith(unit):
-            return float(quantity[: -len(unit)]) * scale
-    return float(quantity) / 2**20
 
 
 def _fits(need: BuildResources, node: gpus.NodeCapacity) -> bool:

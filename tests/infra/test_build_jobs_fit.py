@@ -4,23 +4,16 @@ after the kubelet, eviction and DaemonSet reserves; a pool too small for its bui
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from engines.runners.kubernetes_job import JobSettings, build_job
 from engines.spec import EngineSpec
 from platform_spec import gpus
+from platform_spec.quantities import quantity
 from platform_spec.settings import settings_from_pulumi_config
 from tests.pulumi_harness import run_stack, stack_config
 
 ENGINE = "pulumi-python:dynamic/engines:Engine"
-_UNITS = {"": 1, "m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity(text: str) -> float:
-    number, unit = re.fullmatch(r"([0-9.]+)(m|Ki|Mi|Gi|Ti)?", str(text)).groups()
-    return float(number) * _UNITS[unit or ""]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -7,7 +7,6 @@ taint; GPU workloads must request nvidia.com/gpu; dev's time-slicing config must
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +15,7 @@ from engines.runners.kubernetes_job import JobSettings, build_job
 from engines.spec import EngineSpec
 from infra import scheduling
 from platform_spec import gpus, versions
+from platform_spec.quantities import quantity
 from platform_spec.settings import settings_from_pulumi_config
 from tests.helm_render import render
 from tests.pulumi_harness import kubernetes_manifest, run_stack, stack_config
@@ -24,12 +24,6 @@ WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
 PINS = {p["archive"]: p for p in (versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.DCGM_EXPORTER_CHART,
                                   versions.KUBE_PROMETHEUS_STACK_CHART, versions.PROMETHEUS_ADAPTER_CHART,
                                   versions.CLUSTER_AUTOSCALER_CHART)}  # fmt: skip
-_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity(text) -> float:
-    number, unit = re.fullmatch(r"([0-9.e+]+)(m|k|M|G|Ki|Mi|Gi|Ti)?", str(text)).groups()
-    return float(number) * _UNITS[unit or ""]
 
 
 @dataclass(frozen=True)
