@@ -1,8 +1,8 @@
 """Where engine-build Jobs run and what they may touch: namespace, service account, network policy, IAM.
 
 ``EngineBuildAccess`` provisions, on the cluster (through the explicit Kubernetes provider it is
-given): the ``engine-builds`` namespace (Pod Security ``baseline`` enforced, because the NVIDIA
-TensorRT image runs as root; ``restricted`` warned/audited), the ``engine-builder`` service account,
+given): the ``engine-builds`` namespace (Pod Security ``restricted`` enforced: build pods run as a
+non-root UID with a read-only root filesystem), the ``engine-builder`` service account,
 and a NetworkPolicy that admits no ingress and lets egress reach only DNS, HTTPS (S3, and PyPI for
 the Job's bootstrap packages) and the EKS Pod Identity agent (its credentials). In AWS: one IAM role
 for that service account through EKS Pod
@@ -69,9 +69,8 @@ def namespace_manifest(namespace: str) -> dict[str, Any]:
             "name": namespace,
             "labels": {
                 "app.kubernetes.io/part-of": "engine-builds",
-                # The TensorRT image runs as root, which "restricted" forbids; everything else in the
-                # build pod (no privilege escalation, no capabilities, RuntimeDefault seccomp) is restricted.
-                "pod-security.kubernetes.io/enforce": "baseline",
+                # Build pods run non-root, read-only root, no escalation, no capabilities, RuntimeDefault seccomp.
+                "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/warn": "restricted",
                 "pod-security.kubernetes.io/audit": "restricted",
             },

@@ -38,6 +38,10 @@ SCRATCH_DIR = "/scratch"
 JOB_PYTHON_REQUIREMENTS = ("boto3==1.44.5", "onnx==1.22.0", "PyYAML==6.0.3")
 
 
+# A high UID no image user has (checkov CKV_K8S_40: avoid the host's and the image's low UIDs).
+BUILD_UID = 10001
+
+
 class JobTimeout(BuildError):
     """The Job did not finish in time; it has been deleted."""
 
@@ -137,7 +141,17 @@ def build_job(spec: EngineSpec, key: str, settings: JobSettings, store_uri: str)
                     "serviceAccountName": settings.service_account,
                     "nodeSelector": {GPU_SKU_LABEL: spec.target.gpu_sku, POOL_LABEL: settings.pool},
                     "tolerations": [dict(GPU_TAINT)],
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    # Non-root with a read-only root filesystem: the build writes only to /scratch (HOME, TMPDIR,
+                    # its pip target) and reads its code from the ConfigMap; the GPU needs no root. No Kubernetes
+                    # API token: S3 credentials come from the Pod Identity agent, not the service account token.
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": BUILD_UID,
+                        "runAsGroup": BUILD_UID,
+                        "fsGroup": BUILD_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [
                         {
                             "name": "build",
@@ -155,6 +169,7 @@ def build_job(spec: EngineSpec, key: str, settings: JobSettings, store_uri: str)
                                 "limits": {"memory": settings.memory, "nvidia.com/gpu": gpu},
                             },
                             "securityContext": {
+                                "readOnlyRootFilesystem": True,
                                 "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]},
                             },

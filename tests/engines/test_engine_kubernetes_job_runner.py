@@ -330,3 +330,22 @@ def test_code_bundle_is_deterministic_and_small():
     assert "engines/job_main.py" in names and "platform_spec/versions.py" in names
     assert "platform_spec/settings.py" not in names
     assert os.path.basename(names[0])  # non-empty entries
+
+
+def test_build_pods_meet_the_restricted_pod_security_standard(spec):
+    """What `pod-security.kubernetes.io/enforce: restricted` on the engine-builds namespace admits: non-root,
+    RuntimeDefault seccomp, no privilege escalation, every capability dropped; and no writable root filesystem
+    (the build writes to /scratch only) and no Kubernetes API token."""
+    job = build_job(spec, content_key(spec), SETTINGS, "s3://b/")
+    spec = job["spec"]["template"]["spec"]
+    pod = spec["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] >= 10000
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"} and spec["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/scratch"}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HOME"] == env["TMPDIR"] == "/scratch"

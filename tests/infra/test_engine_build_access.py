@@ -77,7 +77,7 @@ def test_component_objects_are_schema_valid_and_use_the_given_provider(recorder)
         manifest = {"apiVersion": api, "kind": kind, **r.inputs}
         assert kubernetes_validate.validate(manifest, "1.34.0", strict=True) == "1.34"
     namespace = by_type["kubernetes:core/v1:Namespace"][0].inputs
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     policy = by_type["kubernetes:networking.k8s.io/v1:NetworkPolicy"][0].inputs["spec"]
     assert policy["ingress"] == [] and {p["port"] for e in policy["egress"] for p in e["ports"]} == {53, 443, 80}
     # Port 80 only to the EKS Pod Identity agent (where the AWS SDK gets the role's credentials), not anywhere.
