@@ -42,6 +42,7 @@ class ClusterArgs:
     subnet_ids: Sequence[pulumi.Input[str]]  # private subnets: control-plane ENIs
     protect: bool
     tags: Mapping[str, str]
+    log_kms_key_arn: pulumi.Input[str] | None = None  # encrypts the control-plane log group
 
 
 def _principal_slug(arn: str) -> str:
@@ -65,6 +66,7 @@ class Cluster(pulumi.ComponentResource):
             # EKS writes to exactly this name; owning it lets us set the retention.
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=settings.log_retention_days,
+            kms_key_id=args.log_kms_key_arn,
             tags=tags,
             opts=child,
         )

@@ -12,12 +12,14 @@ private subnets goes through one NAT gateway ("single") or one per AZ ("per-az")
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.iam import service_trust_policy
 from platform_spec.settings import NetworkSettings
 
 ELB_ROLE_TAG = "kubernetes.io/role/elb"  # internet-facing load balancers go here
@@ -72,6 +74,7 @@ class NetworkArgs:
     availability_zones: Sequence[str]  # ignored for an existing VPC
     tags: Mapping[str, str]
     availability_zone_ids: Sequence[str] = ()  # the same zones by ID: subnets are pinned to these
+    log_kms_key_arn: pulumi.Input[str] | None = None  # encrypts the flow-log group
 
 
 class Network(pulumi.ComponentResource):
@@ -193,9 +196,63 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
+        self._flow_logs(vpc.id)
+
         self.vpc_id = vpc.id
         self.public_subnet_ids = [s.id for s in public_subnets]
         self.private_subnet_ids = [s.id for s in private_subnets]
+
+    def _flow_logs(self, vpc_id: pulumi.Input[str]) -> None:
+        """Every flow of the VPC (accepted and rejected) to an encrypted CloudWatch log group: what an incident
+        review or a NetworkPolicy debugging session reads."""
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=f"/aws/vpc/{args.cluster_name}/flow-logs",
+            retention_in_days=args.settings.flow_log_retention_days,
+            kms_key_id=args.log_kms_key_arn,
+            tags=self._tags(f"{name}-flow-logs"),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            description=f"VPC flow logs of {args.cluster_name} -> CloudWatch Logs",
+            assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
+            tags=dict(args.tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=group.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                                "Resource": [arn, f"{arn}:*"],
+                            }
+                        ],
+                    },
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=self._tags(f"{name}-flow-logs"),
+            opts=child,
+        )
 
     def _adopt_existing_vpc(self) -> None:
         name, args = self._name, self._args

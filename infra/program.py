@@ -21,6 +21,7 @@ from infra.cluster import Cluster, ClusterArgs
 from infra.engine_build_access import EngineBuildAccess, EngineBuildAccessArgs
 from infra.engine_declarations import declare_engines
 from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
+from infra.log_encryption import log_encryption_key
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
 from infra.node_autoscaler import GpuNodeAutoscaler
@@ -68,6 +69,7 @@ def build_platform(settings: Settings) -> Platform:
     ctx = lookup_aws_context(settings)
     tags = platform_tags(settings, name)
 
+    log_key = log_encryption_key(name, ctx, tags, settings.protect)
     network = Network(
         name,
         NetworkArgs(
@@ -76,6 +78,7 @@ def build_platform(settings: Settings) -> Platform:
             region=settings.region,
             availability_zones=ctx.availability_zones,
             availability_zone_ids=ctx.availability_zone_ids,
+            log_kms_key_arn=log_key.arn,
             tags=tags,
         ),
     )
@@ -87,6 +90,7 @@ def build_platform(settings: Settings) -> Platform:
             aws=ctx,
             subnet_ids=network.private_subnet_ids,
             protect=settings.protect,
+            log_kms_key_arn=log_key.arn,
             tags=tags,
         ),
     )

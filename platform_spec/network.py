@@ -65,6 +65,8 @@ class NetworkSettings(ConfigModel):
     # "per-az": one per AZ so losing an AZ never cuts egress for the others.
     nat_gateways: Literal["single", "per-az"] = "single"
     existing_vpc: ExistingVpc | None = None
+    # VPC flow logs (every flow, to a KMS-encrypted CloudWatch log group) of a VPC this stack creates.
+    flow_log_retention_days: int = Field(default=90, ge=1, le=3653)
 
     @field_validator("vpc_cidr")
     @classmethod

@@ -164,3 +164,23 @@ def test_a_triton_pod_too_large_for_its_pool_fails_before_any_resource():
     assert "triton.pools.speech: a pod asks 1500m CPU, 40Gi memory" in message
     assert "g6.xlarge (3.42 CPU, 13.5 GiB memory" in message
     assert "use larger instanceTypes for gpuPools[speech]" in message
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_vpc_flow_logs_and_control_plane_logs_are_kms_encrypted(stack):
+    run = run_stack(stack)
+    run.raise_error()
+    key = run.one("aws:kms/key:Key", f"triton-platform-{stack}-logs")
+    policy = json.loads(key.inputs["policy"])
+    (logs,) = [s for s in policy["Statement"] if s["Principal"].get("Service", "").startswith("logs.")]
+    assert logs["Principal"]["Service"] == f"logs.{run.config['aws:region']}.amazonaws.com"
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].endswith(":log-group:*")
+    groups = {g.inputs["name"]: g for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for name in (f"/aws/eks/triton-platform-{stack}/cluster", f"/aws/vpc/triton-platform-{stack}/flow-logs"):
+        assert groups[name].inputs["kmsKeyId"] == key.outputs["arn"], name
+    (flow,) = run.of_type("aws:ec2/flowLog:FlowLog")
+    assert flow.inputs["trafficType"] == "ALL" and flow.inputs["vpcId"] == run.one("aws:ec2/vpc:Vpc").id
+    assert flow.inputs["logDestination"] == groups[f"/aws/vpc/triton-platform-{stack}/flow-logs"].outputs["arn"]
+    role = next(r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-flow-logs"))
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "vpc-flow-logs.amazonaws.com"}  # fmt: skip

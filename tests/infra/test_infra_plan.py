@@ -37,7 +37,7 @@ def test_plan_lists_key_settings_of_the_dev_stack(capsys):
 def test_plan_marks_protected_resources_in_prod(capsys):
     assert plan.main(["--stack", "prod", *STAND_INS]) == 0
     out = capsys.readouterr().out
-    assert out.count("[protected]") == 4  # two KMS keys, the repository, the bucket
+    assert out.count("[protected]") == 5  # three KMS keys (Secrets, stores, logs), the repository, the bucket
     assert "endpoint private=True public=False" in out
     assert "time-slicing" not in out
     # What a reviewer checks on the serving side, one line per resource.

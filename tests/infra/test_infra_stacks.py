@@ -183,7 +183,7 @@ def test_all_control_plane_logs_with_retention_from_settings(stack_run, stack_se
     cluster = stack_run.one(CLUSTER)
     assert sorted(cluster.inputs["enabledClusterLogTypes"]) == sorted(CONTROL_PLANE_LOG_TYPES)
     assert set(CONTROL_PLANE_LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
-    log_group = stack_run.one("aws:cloudwatch/logGroup:LogGroup")
+    (log_group,) = [g for g in stack_run.of_type("aws:cloudwatch/logGroup:LogGroup") if "/aws/eks/" in g.inputs["name"]]
     assert log_group.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
     assert log_group.inputs["retentionInDays"] == stack_settings.cluster.log_retention_days
     assert log_group.urn in cluster.dependencies, "the log group must exist before EKS creates its own"
@@ -390,7 +390,7 @@ def test_protect_follows_settings_on_stateful_resources(stack_run, stack_setting
         stack_run.one("aws:ecr/repository:Repository"),
         stack_run.one("aws:s3/bucket:Bucket"),
     ]
-    assert len(stateful) == 4
+    assert len(stateful) == 5  # three KMS keys (Secrets, stores, logs), the repository, the bucket
     for resource in stateful:
         assert resource.protect is protect, resource.name
     assert stack_run.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is (not protect)
