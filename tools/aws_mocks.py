@@ -217,6 +217,14 @@ def _s3_bucket(mocks, args):
     }
 
 
+def _random_password(mocks, args):
+    # As pulumi-random answers: `result` of the requested length (deterministic here, from the name).
+    length = int(args.inputs.get("length", 16))
+    seed = hashlib.sha256(args.name.encode()).hexdigest()
+    result = (seed * (length // len(seed) + 1))[:length]
+    return f"{args.name}-id", {"result": result}
+
+
 def _helm_release(mocks, args):
     name = _named(args)
     namespace = args.inputs.get("namespace") or "default"
@@ -247,6 +255,7 @@ def _provider(mocks, args):
 
 
 _RESOURCES: dict[str, ResourceHandler] = {
+    "random:index/randomPassword:RandomPassword": _random_password,
     "aws:ec2/vpc:Vpc": _aws_id("vpc"),
     "aws:ec2/subnet:Subnet": _aws_id("subnet"),
     "aws:ec2/internetGateway:InternetGateway": _aws_id("igw"),

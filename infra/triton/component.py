@@ -29,6 +29,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from engines.source_lock import SourceLock
 from infra.triton import deployment, probes
@@ -216,6 +217,13 @@ class TritonPlatform(pulumi.ComponentResource):
         ns = deployment.namespace_manifest(triton)
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
         in_namespace = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        admin_key = random.RandomPassword(f"{name}-admin-key", length=40, special=False, opts=child)
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-admin-key",
+            metadata={"name": deployment.ADMIN_KEY_SECRET, "namespace": triton.namespace},
+            string_data={"key": admin_key.result},
+            opts=in_namespace,
+        )
         self.identity = TritonIdentity(
             f"{name}-identity",
             oidc_provider_arn=args.oidc_provider_arn,
@@ -250,7 +258,7 @@ class TritonPlatform(pulumi.ComponentResource):
         grpc_endpoints = {
             p.name: grpc_endpoint(deployment.service_dns(p, triton)) for p in args.gpu_pools
         }
-        ready_first = [service_account, self.identity, self.repository, *policies, *args.after]
+        ready_first = [service_account, admin_secret, self.identity, self.repository, *policies, *args.after]
         self.pools: dict[str, TritonPool] = {}
         for pool in args.gpu_pools:
             self.pools[pool.name] = TritonPool(

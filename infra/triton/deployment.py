@@ -96,6 +96,16 @@ def service_account_manifest(settings: TritonSettings, role_arn: pulumi.Input[st
     }
 
 
+# Triton's administrative APIs (log settings, tracing, shared-memory registration) answer only requests that
+# carry this header with the stack's admin key; inference, health, metadata and the repository index stay open
+# to the callers the NetworkPolicy admits. The key reaches the args through Kubernetes' $(VAR) expansion from
+# a Secret, so it is in no pod spec.
+RESTRICTED_APIS = "logging,trace,shared-memory"
+ADMIN_KEY_HEADER = "triton-admin-key"
+ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+ADMIN_KEY_SECRET = "triton-admin-key"
+
+
 def triton_args(
     repository_uri: pulumi.Input[str], serving: PoolServing, *, metrics: bool = True
 ) -> list[pulumi.Input[str]]:
@@ -113,6 +123,8 @@ def triton_args(
         f"--grpc-port={GRPC_PORT}",
         f"--metrics-port={METRICS_PORT}",
         "--log-format=ISO8601",
+        f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY_HEADER}=$({ADMIN_KEY_ENV})",
+        f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY_HEADER}=$({ADMIN_KEY_ENV})",
     ]
     if metrics:
         args += [
@@ -216,6 +228,8 @@ def deployment_manifest(
             {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
             # Where the other pools answer (the voice pipeline reaches the LLM pool over gRPC).
             {"name": "TRITON_GRPC_ENDPOINTS", "value": json.dumps(dict(grpc_endpoints), sort_keys=True)},
+            # The admin key of the restricted APIs (triton_args); from a Secret, expanded into the args.
+            {"name": ADMIN_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ADMIN_KEY_SECRET, "key": "key"}}},
         ],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},

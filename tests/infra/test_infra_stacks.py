@@ -516,7 +516,7 @@ def test_serving_outputs_describe_what_the_stack_declares(stack_run, stack_setti
         f"{engine.inputs['model']}@{engine.inputs['runner']['pool']}": engine.inputs["key"] for engine in engines
     }
     # The Secret's name, of the Secret the program declares and Grafana reads its admin login from.
-    (secret,) = stack_run.of_type("kubernetes:core/v1:Secret")
+    (secret,) = [s for s in stack_run.of_type("kubernetes:core/v1:Secret") if "grafana" in s.name]
     assert outputs["grafanaAdminSecret"] == secret.inputs["metadata"]["name"]
     grafana = stack_run.one(RELEASE, f"{outputs['clusterName']}-kube-prometheus-stack").inputs["values"]["grafana"]
     assert grafana["admin"]["existingSecret"] == outputs["grafanaAdminSecret"]

@@ -104,3 +104,32 @@ def test_served_metrics_carry_what_the_autoscaler_and_monitoring_read(server):
     # The first-response histogram (histogram_latencies=true) exists from Triton 2.5x releases on; the
     # 2.51 build here accepts the flag (the server started with it) but has no such family yet.
     assert set(TRITON_METRICS_ARGS) <= set(serving_flags())
+
+
+def test_administrative_apis_need_the_admin_key_and_inference_does_not(server):
+    """With the Deployment's flags, Triton's logging/trace/shared-memory APIs refuse a request without the admin
+    header, over HTTP and gRPC, while health, metadata and inference stay open. (Outside Kubernetes the flag's
+    $(TRITON_ADMIN_KEY) is not expanded, so the literal text is the key here.)"""
+    import urllib.error
+    import urllib.request
+
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from infra.triton.deployment import ADMIN_KEY_ENV, ADMIN_KEY_HEADER
+
+    url = f"{server.endpoints.http_url}/v2/logging"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 403
+    request = urllib.request.Request(url, headers={ADMIN_KEY_HEADER: f"$({ADMIN_KEY_ENV})"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    client = grpcclient.InferenceServerClient(server.endpoints.grpc)
+    try:
+        with pytest.raises(InferenceServerException, match="(?i)permission|restricted|unavailable|denied"):
+            client.get_log_settings()
+        assert client.is_server_ready() and client.get_model_metadata("vad_like")
+    finally:
+        client.close()
+    assert smoke_job.main(["--check", f"{server.endpoints.grpc}=vad_like", "--wait", "10"]) == 0

@@ -88,7 +88,7 @@ def test_triton_loads_the_versioned_repository_once_and_never_polls(triton_run):
         assert "--model-control-mode=none" in args
         assert not any("poll" in a for a in args) and not any(a.startswith("--repository-poll") for a in args)
         assert "--strict-readiness=true" in args and "--disable-auto-complete-config" in args
-        env = {e["name"]: e["value"] for e in c["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
         assert env["AWS_DEFAULT_REGION"] == triton_run.outputs["region"]
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["platform.io/repository-version"] == version
@@ -408,3 +408,19 @@ def test_the_pipeline_reaches_the_llm_pool_over_grpc_and_pods_know_its_endpoint(
         "GPU pool has that name (pools serving llm_chat: ['llm-main']); name the GPU pool that serves llm_chat "
         "'llm' in triton-platform:gpuPools"
     )
+
+
+def test_the_admin_key_of_the_restricted_apis_comes_from_a_secret(triton_run):
+    """The administrative APIs are restricted with a per-stack random key (tests/triton/test_smoke_job.py shows
+    the flags at work on the real server); the key is expanded from a Secret, never written in the pod spec."""
+    (secret,) = [s for s in triton_run.of_type("kubernetes:core/v1:Secret") if s.inputs["metadata"]["name"] ==
+                 "triton-admin-key"]  # fmt: skip
+    assert "stringData" in secret.secret_inputs and len(secret.inputs["stringData"]["key"]) == 40
+    for deployment in triton_run.of_type("kubernetes:apps/v1:Deployment"):
+        (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["TRITON_ADMIN_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "triton-admin-key", "key": "key"}
+        flags = [a for a in container["args"] if "restricted" in a]
+        assert flags == ["--http-restricted-api=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)",
+                         "--grpc-restricted-protocol=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)"]
+        assert secret.inputs["stringData"]["key"] not in str(deployment.inputs)
