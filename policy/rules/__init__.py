@@ -25,10 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .aws import (  # noqa: F401 (re-exported)
-    _PUBLIC_ACCESS_FLAGS,
-    _bucket_keys,
-    _companions,
-    _kms_rules,
     check_ecr,
     check_eks_secrets_encryption,
     check_gpu_taint,
@@ -40,13 +36,7 @@ from .aws import (  # noqa: F401 (re-exported)
     is_gpu_node_group,
 )
 from .base import (  # noqa: F401 (re-exported)
-    _BLOCKING_TAINT_EFFECTS,
     _CRON_JOB,
-    _DIGEST_RE,
-    _GPU_AMI_MARKERS,
-    _KMS_ALGORITHMS,
-    _POD,
-    _SECRET_NAME_SEGMENTS,
     _SERVING_WORKLOADS,
     _TEMPLATED_WORKLOADS,
     EC2_INSTANCE,
@@ -70,22 +60,10 @@ from .base import (  # noqa: F401 (re-exported)
     StackCheck,
     StackRule,
     Violation,
-    _as_list,
-    _get,
-    _is_true,
-    _replace_unknowns,
-    _truthy,
-    _Unknown,
     environment_of,
     from_engine_value,
 )
 from .kubernetes import (  # noqa: F401 (re-exported)
-    _anonymous_enabled_in_env,
-    _containers,
-    _image_repository,
-    _is_secret_name,
-    _is_triton_workload,
-    _labels,
     check_grafana_admin_secret,
     check_grafana_anonymous,
     check_plain_secret_env,
