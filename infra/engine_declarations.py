@@ -21,6 +21,7 @@ import pulumi
 from engines.build_resources import build_resources
 from engines.catalog_engines import PlannedEngine
 from engines.provider import Engine
+from engines.runners.kubernetes_job import build_image_flavour
 
 
 def kubernetes_runner(pool: str, **settings: Any) -> dict[str, Any]:
@@ -40,19 +41,23 @@ def declare_engines(
     *,
     kubeconfig: pulumi.Input[str] | None = None,
     runner_settings: Mapping[str, Any] | None = None,
+    builder_images: Mapping[str, pulumi.Input[str]] | None = None,
     delete_artifacts: bool = False,
     name_prefix: str = "engine",
     opts: pulumi.ResourceOptions | None = None,
 ) -> dict[tuple[str, str], DeclaredEngine]:
     """``runner_settings``: JobSettings keys shared by all pools (namespace, service_account, aws_region,
-    timeout_seconds, ...); pass ``{"kind": "local"}`` to build in the provider's process instead."""
+    timeout_seconds, ...); pass ``{"kind": "local"}`` to build in the provider's process instead.
+    ``builder_images``: engine-builder flavour (``build_image_flavour``) -> ``repo@sha256:...`` the Jobs run in."""
     settings = dict(runner_settings or {})
     declared: dict[tuple[str, str], DeclaredEngine] = {}
     for plan in plans:
         if settings.get("kind") == "local":
             runner = settings
         else:  # the Job requests what its builder needs (checked against the pool's nodes by the stack plan)
-            runner = kubernetes_runner(plan.pool, **{**build_resources(plan.spec).job_settings(), **settings})
+            image = (builder_images or {}).get(build_image_flavour(plan.spec))
+            runner = kubernetes_runner(plan.pool, **{**build_resources(plan.spec).job_settings(), **settings},
+                                       image=image)  # fmt: skip
         resource = Engine(
             f"{name_prefix}-{plan.resource_name}",
             plan.spec,

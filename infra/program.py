@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from engines.runners.kubernetes_job import build_image_flavour
 from infra import gpu_software
 from infra.addons import ClusterAddons, ClusterAddonsArgs
 from infra.aws_context import AwsContext, lookup_aws_context
@@ -21,6 +22,7 @@ from infra.cluster import Cluster, ClusterArgs
 from infra.engine_build_access import EngineBuildAccess, EngineBuildAccessArgs
 from infra.engine_declarations import declare_engines
 from infra.gpu_software import GpuSoftware, GpuSoftwareArgs
+from infra.images import ENGINE_BUILDER, TRITON, declare_images, flavour_of_role
 from infra.log_encryption import log_encryption_key
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
@@ -198,11 +200,20 @@ def build(settings: Settings) -> dict[str, Any]:
             tags=platform.tags,
         ),
     )
+    # The serving images of the pools' roles and the engine-builder images of the planned engines' runtimes.
+    images = declare_images(
+        f"{platform.name}-triton",
+        platform.stores.repository_url,
+        platform.stores.repository.registry_id,
+        [(TRITON, flavour_of_role(p.role)) for p in settings.gpu_pools]
+        + [(ENGINE_BUILDER, build_image_flavour(e.spec)) for e in plan.engines],
+    )
     engines = declare_engines(
         plan.engines,
         store_uri=platform.stores.bucket_name.apply(lambda bucket: f"s3://{bucket}/"),
         kubeconfig=platform.cluster.kubeconfig,
         runner_settings={**build_access.runner_settings(), "timeout_seconds": settings.engines.build_timeout_seconds},
+        builder_images={f: i.reference for (recipe, f), i in images.items() if recipe == ENGINE_BUILDER.name},
         delete_artifacts=settings.engines.delete_artifacts,
         opts=pulumi.ResourceOptions(
             # The autoscaler first: a build Job on a pool at zero nodes is what makes it add one.
@@ -227,7 +238,8 @@ def build(settings: Settings) -> dict[str, Any]:
             after=[platform.addons, platform.node_groups.system],
         ),
     )
-    triton = build_triton(platform, plan, engines=engines, after=[monitoring])
+    serving_images = {f: i for (recipe, f), i in images.items() if recipe == TRITON.name}
+    triton = build_triton(platform, plan, engines=engines, images=serving_images, after=[monitoring])
     return {
         **stack_outputs(platform),
         **triton.outputs,

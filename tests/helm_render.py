@@ -19,11 +19,18 @@ from typing import Any
 import yaml
 from helm_python import Chart, _native
 
+from platform_spec import versions
 from platform_spec.settings import REPO_ROOT
 
 KUBE_VERSION = "v1.34.1"
 # What the cluster serves beyond Helm's defaults: the aggregation API and the CRD groups the charts use.
 API_VERSIONS = ["apiregistration.k8s.io/v1", "monitoring.coreos.com/v1", "monitoring.coreos.com/v1alpha1"]
+
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+# The charts the program installs, by the archive path a Release names.
+PINS = {p["archive"]: p for p in (versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.DCGM_EXPORTER_CHART,
+                                  versions.KUBE_PROMETHEUS_STACK_CHART, versions.PROMETHEUS_ADAPTER_CHART,
+                                  versions.CLUSTER_AUTOSCALER_CHART)}  # fmt: skip
 
 yaml.SafeLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
 
@@ -35,6 +42,15 @@ def render(pin: Mapping[str, str], values: Mapping[str, Any], release: str, name
     out = json.loads(_native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(options)))
     return [doc for path, text in sorted(out.items()) if not path.endswith("NOTES.txt") for doc in
             yaml.safe_load_all(text) if doc]  # fmt: skip
+
+
+def render_releases(run: Any) -> dict[str, tuple[Any, list[dict]]]:
+    """Release name -> (its registration, the objects Helm renders from exactly the values the program passed)."""
+    return {
+        r.inputs["name"]: (r, render(PINS[r.inputs["chart"]], r.inputs.get("values") or {}, r.inputs["name"],
+                                     r.inputs["namespace"]))  # fmt: skip
+        for r in run.of_type(RELEASE_TYPE)
+    }
 
 
 def crds(pin: Mapping[str, str]) -> list[dict]:
@@ -122,8 +138,11 @@ def _walk(values: Mapping, defaults: Any, path: str, templates: dict[str, str], 
             if not re.search(rf"\.{re.escape(key)}\b", scope):
                 yield here
             continue
-        # A map a template ranges over or dumps whole (extraArgs, grafana.ini) takes any key.
+        # A map a template ranges over or dumps whole (extraArgs, grafana.ini, `with .Values.x` + `toYaml .`)
+        # takes any key.
         reference = rf"(\.Values\.{relative}(?![\w.-])|index \.Values \"{relative}\")"
-        free_form = re.search(rf"(range|toYaml)[^}}]*{reference}", scope)
+        free_form = re.search(rf"(range|toYaml)[^}}]*{reference}", scope) or re.search(
+            rf"with {reference}\s*-?}}}}(?:(?!{{{{-?\s*end).)*?toYaml \.\s*\|", scope, re.DOTALL
+        )
         if isinstance(value, Mapping) and not free_form:
             yield from _walk(value, defaults[key], here, templates, subcharts)

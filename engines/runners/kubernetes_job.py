@@ -1,21 +1,24 @@
 """Run a build as a Kubernetes Job on the target GPU pool, poll it, and clean it up.
 
 The Job provisions one pod on a node of the engine's GPU pool (node selector on the pool and GPU SKU
-labels, toleration of the GPU taint, one ``nvidia.com/gpu``), in the NVIDIA image whose TensorRT
-matches the serving Triton image (``platform_spec.versions``). The pod runs ``engines.job_main`` from a
+labels, toleration of the GPU taint, one ``nvidia.com/gpu``), in the platform's engine-builder image for
+the engine's runtime (``docker/engine-builder``: the NVIDIA image whose TensorRT / TensorRT-LLM matches the
+serving Triton image, ``platform_spec.versions``, with the build's Python dependencies baked in), referenced
+by digest: the pod installs nothing at run time. The pod runs ``engines.job_main`` from a
 ConfigMap-mounted code zip and publishes to the store itself, with the service account's Pod
 Identity/IRSA role. The runner polls with progress messages, returns the published metadata,
 raises with the pod's log on failure and with a clear message on timeout, and always deletes the
 Job and its ConfigMap.
 
 Settings (``JobSettings``, from the Engine's ``runner`` input): namespace, service account, pool
-name, image override, timeout, poll interval, backoff limit, TTL, CPU/memory/scratch requests.
+name, builder image (``repo@sha256:...``), timeout, poll interval, backoff limit, TTL, CPU/memory/scratch requests.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -33,9 +36,9 @@ ENGINE_KEY_LABEL = "platform.io/engine-key"
 GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 BUILD_INPUT_DIR = "/opt/engine-build"
 SCRATCH_DIR = "/scratch"
-# Installed into the pod when the image lacks them (the TensorRT image ships TensorRT, numpy and
-# Polygraphy; the S3 store and ONNX checks need these). Same versions as this repository's venv.
-JOB_PYTHON_REQUIREMENTS = ("boto3==1.44.5", "onnx==1.22.0", "PyYAML==6.0.3")
+# Engine-builder image flavour -> the NVIDIA image it extends (docker/engine-builder, built by infra.images).
+BUILD_IMAGE_BASES = {"tensorrt": versions.TENSORRT_BUILD_IMAGE, "tensorrt-llm": versions.TRITON_TRTLLM_IMAGE}
+_DIGEST_REFERENCE = re.compile(r"^[^@\s:]+(:\d+)?(/[^@\s:]+)*@sha256:[0-9a-f]{64}$")
 
 
 # A high UID no image user has (checkov CKV_K8S_40: avoid the host's and the image's low UIDs).
@@ -80,11 +83,25 @@ class JobSettings:
         return cls(**values)
 
 
-def default_image(spec: EngineSpec) -> str:
-    """The image matching the serving release: TensorRT's for plans, the Triton TRT-LLM one for LLM artifacts."""
-    if spec.target.runtime == "tensorrt_llm":
-        return versions.TRITON_TRTLLM_IMAGE
-    return versions.TENSORRT_BUILD_IMAGE
+def build_image_flavour(spec: EngineSpec) -> str:
+    """The engine-builder flavour matching the serving release: TensorRT's for plans, the Triton TRT-LLM one
+    for LLM artifacts."""
+    return "tensorrt-llm" if spec.target.runtime == "tensorrt_llm" else "tensorrt"
+
+
+def _builder_image(spec: EngineSpec, settings: JobSettings) -> str:
+    flavour = build_image_flavour(spec)
+    if not settings.image:
+        raise BuildError(
+            f"{spec.model}: runner.image is not set; engine builds run in the platform's {flavour!r} engine-builder "
+            "image (docker/engine-builder, pushed by infra.images), given as repo@sha256:<digest>"
+        )
+    if not _DIGEST_REFERENCE.match(settings.image):
+        raise BuildError(
+            f"{spec.model}: runner.image {settings.image!r} is not a repo@sha256:<64 hex> reference; a build must "
+            "run exactly the image that was pushed (a tag can move)"
+        )
+    return settings.image
 
 
 def job_name(key: str) -> str:
@@ -106,12 +123,10 @@ def build_job(spec: EngineSpec, key: str, settings: JobSettings, store_uri: str)
         raise BuildError(f"{spec.model} targets the CPU; the kubernetes runner builds GPU engines only")
     name = job_name(key)
     labels = _labels(spec, key, settings)
-    requirements = " ".join(JOB_PYTHON_REQUIREMENTS)
+    image = _builder_image(spec, settings)
     script = (
         "set -eu\n"
-        f"export PYTHONPATH={BUILD_INPUT_DIR}/engines.zip:{SCRATCH_DIR}/pydeps\n"
-        "python3 -c 'import boto3, onnx, yaml' 2>/dev/null || "
-        f"python3 -m pip install --quiet --no-cache-dir --target {SCRATCH_DIR}/pydeps {requirements}\n"
+        f"export PYTHONPATH={BUILD_INPUT_DIR}/engines.zip\n"
         f'exec python3 -m engines.job_main --spec {BUILD_INPUT_DIR}/spec.json --store "$ENGINE_STORE_URI" '
         f'--expect-key "$ENGINE_KEY"\n'
     )
@@ -155,8 +170,8 @@ def build_job(spec: EngineSpec, key: str, settings: JobSettings, store_uri: str)
                     "containers": [
                         {
                             "name": "build",
-                            "image": settings.image or default_image(spec),
-                            "imagePullPolicy": "IfNotPresent",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",  # by digest: a cached copy is the same image
                             "command": ["/bin/bash", "-c", script],
                             "env": env,
                             "resources": {
@@ -166,7 +181,8 @@ def build_job(spec: EngineSpec, key: str, settings: JobSettings, store_uri: str)
                                     "ephemeral-storage": settings.scratch,
                                     "nvidia.com/gpu": gpu,
                                 },
-                                "limits": {"memory": settings.memory, "nvidia.com/gpu": gpu},
+                                # CPU limited too: a build shares its node with serving pods of the pool.
+                                "limits": {"cpu": settings.cpu, "memory": settings.memory, "nvidia.com/gpu": gpu},
                             },
                             "securityContext": {
                                 "readOnlyRootFilesystem": True,

@@ -1,8 +1,8 @@
 """``TritonPlatform``: Triton Inference Server for every GPU pool of a stack.
 
 Provisions, in order:
-  1. the serving images (one per pool role: ``llm`` on the TensorRT-LLM flavour, ``speech`` on the
-     plain one), built and pushed to the stack's ECR repository, referenced by digest;
+  1. the serving images it is given (one per pool role: ``llm`` on the TensorRT-LLM flavour, ``speech`` on
+     the plain one; built and pushed by ``infra.images`` before the engines), referenced by digest;
   2. the GPU model repository rendered from the catalog (the stack's ``models`` selection and the
      gpu overrides) and published to the model store as an immutable version, with each pool's
      engines placed from the engine store;
@@ -32,10 +32,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from engines.source_lock import SourceLock
+from infra.images import PlatformImage, flavour_of_role
 from infra.triton import deployment, probes
 from infra.triton.autoscaling import QueueTimeAutoscaling, hpa_manifest
 from infra.triton.identity import TritonIdentity
-from infra.triton.image import TritonImage, TritonImageArgs, flavour_of_role
 from infra.triton.network_policy import network_policies
 from infra.triton.publication import (
     DEFAULT_BUILD_ROOT,
@@ -49,7 +49,7 @@ from infra.triton.smoke import grpc_endpoint, smoke_job_manifest
 from model_repo import catalog
 from model_repo.render import VERSION as MODEL_VERSION
 from platform_spec.serving import TritonSettings
-from platform_spec.settings import REPO_ROOT, GpuPool
+from platform_spec.settings import GpuPool
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ class TritonPlatformArgs:
     cluster_name: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
-    repository_url: pulumi.Input[str]  # ECR repository of the serving images
-    registry_id: pulumi.Input[str]
+    images: Mapping[str, PlatformImage]  # serving image per flavour (infra.images.declare_images, TRITON recipe)
     bucket: pulumi.Input[str]  # model-store bucket name
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the store's key (SSE-KMS)
@@ -74,7 +73,6 @@ class TritonPlatformArgs:
     # Resources the pods need first: GPU node groups, the device plugin, the monitoring stack (CRDs).
     after: Sequence[pulumi.Resource] = ()
     build_root: Path = DEFAULT_BUILD_ROOT
-    context_root: Path = REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -194,21 +192,13 @@ class TritonPlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
 
-        # 1. images, one per role the pools need
-        self.images: dict[str, TritonImage] = {}
+        # 1. images, one per role the pools need (built before the engines: the build Jobs run in their own)
+        self.images: dict[str, PlatformImage] = {}
         for role in sorted({p.role for p in args.gpu_pools}):
             flavour = flavour_of_role(role)
-            self.images[flavour] = TritonImage(
-                f"{name}-image-{flavour}",
-                TritonImageArgs(
-                    args.repository_url,
-                    args.registry_id,
-                    flavour,
-                    context_root=args.context_root,
-                    staging_root=Path(args.build_root).parent / "triton-image-context",
-                ),
-                opts=child,
-            )
+            if flavour not in args.images:
+                raise ValueError(f"no serving image for flavour {flavour!r}; declare it with infra.images")
+            self.images[flavour] = args.images[flavour]
 
         # 2. the published repository
         self.repository = ModelRepository(f"{name}-repository", repository_args, opts=child)

@@ -30,7 +30,9 @@ SERVICE_ACCOUNT = "triton"
 CONTAINER = "tritonserver"
 # Restricted Pod Security: Triton needs no privilege (the device plugin hands the GPU to the pod).
 POD_SECURITY_LEVEL = "restricted"
-TRITON_UID = 1000  # triton-server in NVIDIA's images
+# Not the images' triton-server (uid 1000, which is ec2-user on the nodes' AL2023 AMI): a UID no image or host
+# user has. Triton needs no passwd entry: HOME, caches and the downloaded repository are under SCRATCH_MOUNT.
+TRITON_UID = 10001
 SCRATCH_MOUNT = "/tmp"  # Triton downloads the S3 repository here; caches live here too
 
 # Internal NLB through the AWS cloud provider's Service controller (no extra controller needed).

@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from infra.images import TRITON, declare_images, flavour_of_role
 from infra.stack_plan import StackPlan
 from infra.triton.component import TritonPlatform, TritonPlatformArgs
 from infra.triton.publication import DEFAULT_BUILD_ROOT, EngineLike, engines_by_pool
@@ -27,12 +28,15 @@ def build_triton(
     plan: StackPlan,
     *,
     engines: Mapping[Any, Any],
+    images: Mapping[str, Any] | None = None,
     after: Sequence[pulumi.Resource] = (),
     build_root: Path = DEFAULT_BUILD_ROOT,
     name: str | None = None,
 ) -> TritonPlatform:
     """Declare Triton on ``platform`` (``infra.program.Platform``).
 
+    ``images``: the serving image per flavour (``infra.images.declare_images`` with the TRITON recipe); declared
+    here for the pools' roles when not given (``infra.program`` declares them with the engine-builder images).
     ``engines``: either ``declare_engines(...)``'s result ((engine, pool) -> DeclaredEngine) or
     pool -> engine -> Engine. ``after``: extra resources the pods need first (e.g. the monitoring
     stack, whose ServiceMonitor CRD the metrics pipeline relies on).
@@ -41,8 +45,14 @@ def build_triton(
         by_pool: Mapping[str, Mapping[str, EngineLike]] = engines_by_pool(engines)
     else:
         by_pool = engines  # type: ignore[assignment]
+    name = name or f"{platform.name}-triton"
+    if images is None:
+        declared = declare_images(name, platform.stores.repository_url, platform.stores.repository.registry_id,
+                                  [(TRITON, flavour_of_role(p.role)) for p in plan.settings.gpu_pools],
+                                  staging_parent=Path(build_root).parent)  # fmt: skip
+        images = {flavour: image for (_, flavour), image in declared.items()}
     return TritonPlatform(
-        name or f"{platform.name}-triton",
+        name,
         TritonPlatformArgs(
             gpu_pools=plan.settings.gpu_pools,
             region=plan.settings.region,
@@ -53,8 +63,7 @@ def build_triton(
             cluster_name=platform.cluster.name,
             oidc_provider_arn=platform.cluster.oidc_provider.arn,
             oidc_issuer_url=platform.cluster.oidc_issuer_url,
-            repository_url=platform.stores.repository_url,
-            registry_id=platform.stores.repository.registry_id,
+            images=images,
             bucket=platform.stores.bucket_name,
             bucket_arn=platform.stores.bucket.arn,
             kms_key_arn=platform.stores.key.arn,

@@ -34,6 +34,7 @@ from engines.builders import spec_for
 from engines.builders.base import BuildError
 from engines.runners.code_bundle import code_bundle
 from engines.runners.kubernetes_job import (
+    BUILD_IMAGE_BASES,
     BUILD_INPUT_DIR,
     GPU_SKU_LABEL,
     POOL_LABEL,
@@ -43,6 +44,7 @@ from engines.runners.kubernetes_job import (
     KubernetesApis,
     KubernetesJobRunner,
     build_configmap,
+    build_image_flavour,
     build_job,
     job_name,
 )
@@ -53,7 +55,8 @@ from platform_spec import versions
 from platform_spec.digests import file_sha256
 from tests.engines.conftest import mlp_profile, write_mlp
 
-SETTINGS = JobSettings(pool="speech", timeout_seconds=600, poll_seconds=10, aws_region="us-west-2")
+BUILDER = f"123456789012.dkr.ecr.us-west-2.amazonaws.com/triton-platform@sha256:{'b' * 64}"
+SETTINGS = JobSettings(pool="speech", image=BUILDER, timeout_seconds=600, poll_seconds=10, aws_region="us-west-2")
 
 
 def gpu_spec(onnx: Path, sku: str = "l4"):
@@ -79,16 +82,18 @@ def test_manifests_are_schema_valid_for_kubernetes_1_34(spec):
     assert kubernetes_validate.validate(configmap, "1.34.0", strict=True) == "1.34"
 
 
-def test_job_targets_the_pool_gpu_and_the_matching_tensorrt_image(spec):
+def test_job_targets_the_pool_gpu_and_runs_the_builder_image_by_digest(spec):
     key = content_key(spec)
     job = build_job(spec, key, SETTINGS, "s3://bucket/")
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["image"] == versions.TENSORRT_BUILD_IMAGE
-    # The build image and the serving image are the same NVIDIA release, so their TensorRT is the same.
-    assert container["image"].rsplit(":", 1)[1] == versions.TRITON_IMAGE.rsplit(":", 1)[1]
+    assert container["image"] == BUILDER and build_image_flavour(spec) == "tensorrt"
+    # The builder image extends the TensorRT image of the serving release, so their TensorRT is the same.
+    assert BUILD_IMAGE_BASES["tensorrt"].rsplit(":", 1)[1] == versions.TRITON_IMAGE.rsplit(":", 1)[1]
+    assert "pip" not in container["command"][-1], "the pod installs nothing at run time"
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["limits"]["cpu"] == container["resources"]["requests"]["cpu"]
     toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
     assert pod["tolerations"] == [toleration]
     assert pod["nodeSelector"] == {"platform.io/gpu-sku": "l4", "platform.io/pool": "speech"}
@@ -118,9 +123,18 @@ def test_llm_builds_use_the_triton_trtllm_image(tmp_path):
         Target.for_gpu("h100", "tensorrt_llm"),
         BuilderSettings(precision="bf16", llm=LlmSettings()),
     )
-    job = build_job(llm, content_key(llm), JobSettings(pool="llm"), "s3://b/")
-    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == versions.TRITON_TRTLLM_IMAGE
+    assert build_image_flavour(llm) == "tensorrt-llm"
+    assert BUILD_IMAGE_BASES["tensorrt-llm"] == versions.TRITON_TRTLLM_IMAGE
+    job = build_job(llm, content_key(llm), JobSettings(pool="llm", image=BUILDER), "s3://b/")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == BUILDER
     assert Calibration  # imported for the LLM spec family; nothing else to check here
+
+
+def test_a_build_without_a_digest_pinned_builder_image_is_refused(spec):
+    with pytest.raises(BuildError, match="runner.image is not set; engine builds run in the platform's 'tensorrt'"):
+        build_job(spec, "0" * 64, JobSettings(pool="speech"), "s3://b/")
+    with pytest.raises(BuildError, match="is not a repo@sha256:<64 hex> reference; a build must run exactly"):
+        build_job(spec, "0" * 64, JobSettings(pool="speech", image=versions.TENSORRT_BUILD_IMAGE), "s3://b/")
 
 
 def test_cpu_specs_are_refused(mlp_onnx):

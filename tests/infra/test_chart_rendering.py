@@ -15,13 +15,9 @@ import pytest
 
 from infra.charts import ChartArchiveError, release_chart
 from platform_spec import versions
-from tests.helm_render import crds, ignored_keys, python_patterns, render
+from tests.helm_render import PINS, crds, ignored_keys, python_patterns, render_releases
 from tests.pulumi_harness import run_stack
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-PINS = {p["archive"]: p for p in (versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.DCGM_EXPORTER_CHART,
-                                  versions.KUBE_PROMETHEUS_STACK_CHART, versions.PROMETHEUS_ADAPTER_CHART,
-                                  versions.CLUSTER_AUTOSCALER_CHART)}  # fmt: skip
 KUBERNETES = "1.34.0"
 
 
@@ -29,12 +25,8 @@ KUBERNETES = "1.34.0"
 def stack(request):
     run = run_stack(request.param)
     run.raise_error()
-    releases = {r.inputs["name"]: r for r in run.of_type(RELEASE)}
-    rendered = {
-        name: render(PINS[r.inputs["chart"]], r.inputs.get("values") or {}, name, r.inputs["namespace"])
-        for name, r in releases.items()
-    }
-    return run, releases, rendered
+    both = render_releases(run)
+    return run, {n: r for n, (r, _) in both.items()}, {n: objects for n, (_, objects) in both.items()}
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from engines.runners.kubernetes_job import JobSettings, build_job
-from engines.spec import EngineSpec
 from infra import scheduling
-from platform_spec import gpus, versions
+from platform_spec import gpus
 from platform_spec.quantities import quantity
 from platform_spec.settings import settings_from_pulumi_config
-from tests.helm_render import render
-from tests.pulumi_harness import kubernetes_manifest, run_stack, stack_config
+from tests.platform_objects import stack_objects
+from tests.pulumi_harness import stack_config
 
 WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
-PINS = {p["archive"]: p for p in (versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.DCGM_EXPORTER_CHART,
-                                  versions.KUBE_PROMETHEUS_STACK_CHART, versions.PROMETHEUS_ADAPTER_CHART,
-                                  versions.CLUSTER_AUTOSCALER_CHART)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -98,32 +93,14 @@ def _pod_spec(obj: dict) -> dict | None:
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def cluster(request):
     stack = request.param
-    run = run_stack(stack)
-    run.raise_error()
+    objects = stack_objects(stack)
     settings = settings_from_pulumi_config(stack_config(stack))
     pods: list[Pod] = []
-    for registration in run.registrations:
-        if registration.type.startswith("kubernetes:") and registration.custom:
-            manifest = kubernetes_manifest(registration)
-            manifest["kind"] = registration.type.rsplit(":", 1)[-1]
-            spec = _pod_spec(manifest)
-            if spec is not None:
-                pods.append(Pod(f"program {registration.name}", manifest["kind"], spec))
-    rendered = {}
-    for release in run.of_type("kubernetes:helm.sh/v3:Release"):
-        name = release.inputs["name"]
-        objects = render(PINS[release.inputs["chart"]], release.inputs.get("values") or {}, name,
-                         release.inputs["namespace"])  # fmt: skip
-        rendered[name] = objects
-        for obj in objects:
-            spec = _pod_spec(obj)
-            if spec is not None:
-                pods.append(Pod(f"{name} {obj['kind']} {obj['metadata']['name']}", obj["kind"], spec))
-    for engine in run.of_type("pulumi-python:dynamic/engines:Engine"):
-        job = build_job(EngineSpec.from_inputs(engine.inputs), "0" * 64,
-                        JobSettings.from_input(engine.inputs["runner"]), "s3://b/")  # fmt: skip
-        pods.append(Pod(f"build {engine.name}", "Job", job["spec"]["template"]["spec"]))
-    return settings, _groups(settings), pods, rendered
+    for source, obj in objects.everything():
+        spec = _pod_spec(obj)
+        if spec is not None:
+            pods.append(Pod(f"{source} {obj['kind']} {obj['metadata']['name']}", obj["kind"], spec))
+    return settings, _groups(settings), pods, objects.charts
 
 
 def test_every_pod_template_has_a_node_group_it_fits(cluster):

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.triton import image
+from engines.runners.kubernetes_job import BUILD_UID
+from infra import images as image
 from model_repo import catalog
 from model_repo.render import COMMON_DIR, PYTHON_MODELS_DIR
 from platform_spec import versions
 from platform_spec.settings import REPO_ROOT
+from tests.platform_objects import stack_objects
 
 DOCKER_DIR = REPO_ROOT / "docker" / "triton"
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -45,7 +47,7 @@ def test_dockerfile_defaults_and_flavours_follow_the_pinned_versions():
     text = (DOCKER_DIR / "Dockerfile").read_text()
     assert re.search(rf"^ARG BASE_IMAGE={re.escape(versions.TRITON_IMAGE)}$", text, re.MULTILINE)
     assert image.BASE_IMAGES == {"llm": versions.TRITON_TRTLLM_IMAGE, "speech": versions.TRITON_IMAGE}
-    assert re.search(r"^USER 1000:1000$", text, re.MULTILINE), "pods run as uid 1000; the image must too"
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE), "pods run as uid 10001; the image must too"
     for flavour in image.BASE_IMAGES:
         assert (DOCKER_DIR / f"requirements-{flavour}.txt").is_file()
     shipped = "local/__init__.py local/smoke.py local/model_inputs.py local/triton_calls.py"
@@ -172,3 +174,47 @@ def test_image_requirements_are_exactly_what_the_models_import():
         assert not unused, f"{flavour}: {sorted(unused)} in requirements-{flavour}.txt but no model imports them"
         for name, version in pins.items():
             assert metadata.version(name) == version, f"{name}: image pins {version}, the local runs use another"
+
+
+# --- the engine-builder image ----------------------------------------------------------------------
+
+BUILDER_DIR = REPO_ROOT / "docker" / "engine-builder"
+
+
+def test_engine_builder_dockerfile_passes_hadolint_and_follows_the_pins():
+    result = hadolint(BUILDER_DIR / "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (BUILDER_DIR / "Dockerfile").read_text()
+    assert re.search(rf"^ARG BASE_IMAGE={re.escape(versions.TENSORRT_BUILD_IMAGE)}$", text, re.MULTILINE)
+    assert image.ENGINE_BUILDER.base_images == {"tensorrt": versions.TENSORRT_BUILD_IMAGE,
+                                                "tensorrt-llm": versions.TRITON_TRTLLM_IMAGE}  # fmt: skip
+    assert re.search(rf"^USER {BUILD_UID}:{BUILD_UID}$", text, re.MULTILINE), "build pods run as BUILD_UID"
+    assert "pip install" not in build_script_of_a_job(), "build pods install nothing at run time"
+
+
+def test_engine_builder_requirements_are_pinned_to_what_the_local_builds_run():
+    for flavour in image.ENGINE_BUILDER.base_images:
+        pins = {}
+        for line in (BUILDER_DIR / f"requirements-{flavour}.txt").read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, _, version = line.partition("==")
+                assert version, f"requirements-{flavour}.txt: {line!r} is not pinned with =="
+                pins[name.lower()] = version
+        assert "boto3" in pins, "every build publishes to the S3 store"
+        for name, version in pins.items():
+            assert metadata.version(name) == version, f"{name}: the builder pins {version}, local runs use another"
+
+
+def test_engine_builder_context_is_its_dockerfile_and_requirements(tmp_path):
+    context, _ = image.stage_context(REPO_ROOT, tmp_path, image.ENGINE_BUILDER)
+    files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+    assert files == {"docker/engine-builder/Dockerfile", "docker/engine-builder/requirements-tensorrt.txt",
+                     "docker/engine-builder/requirements-tensorrt-llm.txt"}  # fmt: skip
+    assert re.fullmatch(r"engine-builder-tensorrt-llm-25\.10-[0-9a-f]{16}",
+                        image.image_tag("tensorrt-llm", "0" * 64, image.ENGINE_BUILDER))  # fmt: skip
+
+
+def build_script_of_a_job() -> str:
+    job = next(iter(stack_objects("dev").build_jobs.values()))
+    return job["spec"]["template"]["spec"]["containers"][0]["command"][-1]

@@ -142,7 +142,7 @@ def test_security_context_and_pod_security(triton_run):
         for c in pod["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
-            assert sc["runAsUser"] == 1000 and sc["readOnlyRootFilesystem"] is True
+            assert sc["runAsUser"] == 10001 and sc["readOnlyRootFilesystem"] is True
 
 
 def test_rolling_update_fits_gpu_capacity_and_pdb(triton_run):
