@@ -14,6 +14,9 @@ setup:
 	# The policy pack runs in its own venv: pulumi-policy pins protobuf 5, tritonclient needs 6.
 	test -x policy/.venv/bin/python || python3 -m venv policy/.venv
 	policy/.venv/bin/pip install -q -r policy/requirements.txt
+	# checkov pins boto3 and other libraries the program's venv cannot share: its own venv too.
+	test -x security/.venv/bin/python || python3 -m venv security/.venv
+	security/.venv/bin/pip install -q -r security/requirements.txt
 
 # The platform on this machine: CPU repository, engines through the Engine provider, real Triton + Prometheus,
 # one voice turn, then a clean stop.

@@ -74,6 +74,8 @@ def device_plugin_values(settings: DevicePluginSettings) -> dict[str, Any]:
         "priorityClassName": "system-node-critical",
         "gfd": {"enabled": False},
         "nfd": {"enabled": False},
+        # Per GPU node, counted in the DaemonSet reserve of platform_spec.gpus.allocatable.
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
     if settings.sharing == "time-slicing":
         # Time-slicing shares compute without memory isolation: fine for dev economy, not for prod.

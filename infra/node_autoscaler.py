@@ -47,6 +47,19 @@ def cluster_autoscaler_values(cluster_name: pulumi.Input[str], region: str) -> d
         },
         "nodeSelector": system_node_labels(),
         "priorityClassName": "system-cluster-critical",
+        # Two replicas, one active (the autoscaler elects a leader by default): a drained or lost system node does
+        # not stop GPU scale-ups; the chart's PodDisruptionBudget keeps one running.
+        "replicaCount": 2,
+        # Sized for a few dozen nodes and pods; a memory limit against leaks, no CPU limit (throttling the
+        # autoscaler only delays scale-ups).
+        "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "1Gi"}},
+        # The image needs nothing of root: nobody's UID, the runtime's default seccomp profile.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containerSecurityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

@@ -51,6 +51,7 @@ _RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "kube_state_metrics": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     "node_exporter": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     "grafana": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    "webhook_cert_job": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
     "grafana_sidecar": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
 }
 
@@ -79,12 +80,38 @@ def kube_prometheus_stack_values(
         "kubeEtcd": {"enabled": False},
         "prometheusOperator": {
             "resources": _RESOURCES["operator"],
+            # The one-shot Jobs that create and patch the admission webhook's certificate.
+            "admissionWebhooks": {
+                "patch": {
+                    "resources": _RESOURCES["webhook_cert_job"],
+                    # The chart's default UID 2000 may belong to a node user; nobody's UID owns nothing.
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65534,
+                        "runAsGroup": 65534,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                }
+            },
             "prometheusConfigReloader": {"resources": _RESOURCES["config_reloader"]},
         },
         "kube-state-metrics": {"resources": _RESOURCES["kube_state_metrics"]},
         # Host metrics from every node, the tainted GPU nodes included (the chart tolerates no taint by default).
         "prometheus-node-exporter": {
             "resources": _RESOURCES["node_exporter"],
+            # Host namespaces are what it measures (the chart's hostPID/hostNetwork); nothing else is granted.
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "runAsGroup": 65534,
+                "fsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containerSecurityContext": {
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
             "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
         },
         "prometheus": {
@@ -124,6 +151,8 @@ def kube_prometheus_stack_values(
         },
         "grafana": {
             "fullnameOverride": GRAFANA_FULLNAME,
+            # No `helm test` Pod: nothing runs Helm tests here, and the Pod would be one more unhardened object.
+            "testFramework": {"enabled": False},
             "admin": {
                 "existingSecret": grafana_admin_secret,
                 "userKey": GRAFANA_ADMIN_USER_KEY,

@@ -90,6 +90,7 @@ def adapter_values(settings: TritonSettings) -> dict[str, Any]:
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
         "nodeSelector": system_node_labels(),
         "priorityClassName": "system-cluster-critical",
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
