@@ -159,6 +159,9 @@ def up(
             # Prometheus saw the requests the turn made (one scrape interval later).
             served = prometheus.wait_for("sum by (model) (nv_inference_request_success) > 0")
             report.prometheus["models_with_requests"] = sorted(r["metric"]["model"] for r in served)
+            # ... and the turn's own waterfall, as the pipeline reported it (model_repo _common/turn_metrics.py).
+            stages = prometheus.wait_for("sum by (stage) (voice_turn_stage_seconds_sum) > 0")
+            report.prometheus["turn_waterfall_s"] = {r["metric"]["stage"]: float(r["value"][1]) for r in stages}
         report.timings_s["total"] = time.monotonic() - started
         _print_summary(report, server, out)
         (work_dir / "up.json").write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
@@ -209,6 +212,9 @@ def _print_summary(report: UpReport, server: TritonServer, out: Callable[[str], 
     out(f"  log        {server.log_path}")
     prom = report.prometheus
     out(f"prometheus: {prom.get('rule_files', 0)} rule files, {prom.get('rules', 0)} rules loaded; scraping Triton")
+    if prom.get("turn_waterfall_s"):
+        waterfall = ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prom["turn_waterfall_s"].items())
+        out(f"  turn waterfall in Prometheus (voice_turn_stage_seconds): {waterfall}")
     random = [m for m in report.models if catalog.CATALOG[m].target("cpu").weights == catalog.WEIGHTS_RANDOM]
     if random:
         out(f"note: {', '.join(random)} run real architectures with random weights (not trained).")

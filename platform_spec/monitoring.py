@@ -34,6 +34,46 @@ def byte_size(value: str) -> float:
     return float(match["number"]) * scale
 
 
+# Histogram buckets (seconds) of the voice pipeline's per-turn metrics, 10 ms to 5 s. The pipeline's
+# model_repo/python_models/_common/turn_metrics.py holds the same tuple (it runs inside Triton, where this package
+# is not importable); a test keeps them equal. A time-to-first-audio target must be one of them: the SLO counts
+# the turns in the target's bucket.
+VOICE_TURN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0,
+                      2.5, 3.0, 4.0, 5.0)  # fmt: skip
+
+
+class VoiceSlo(ConfigModel):
+    """The voice product's objectives, what callers feel (``monitoring.voiceSlo``).
+
+    time_to_first_audio_seconds: end of speech to the first audio of the answer, met by
+    ``time_to_first_audio_objective`` of the turns (0.95: the p95); ``turn_success_objective``: the share of turns
+    that end without an error. Each becomes an error budget with multiwindow burn-rate alerts.
+    """
+
+    time_to_first_audio_seconds: float = 0.8
+    time_to_first_audio_objective: float = 0.95
+    turn_success_objective: float = 0.995
+
+    @field_validator("time_to_first_audio_seconds", mode="before")
+    @classmethod
+    def _bucket(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or float(value) not in VOICE_TURN_BUCKETS:
+            raise ValueError(
+                f"timeToFirstAudioSeconds={value!r} is invalid: use one of the turn histogram's bucket bounds "
+                f"{list(VOICE_TURN_BUCKETS)} (the SLO counts the turns within that bucket)"
+            )
+        return float(value)
+
+    @field_validator("time_to_first_audio_objective", "turn_success_objective", mode="before")
+    @classmethod
+    def _objective(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= float(value) <= 0.9999:
+            raise ValueError(
+                f"{info.field_name}={value!r} is invalid: use a share of turns in [0.5, 0.9999], e.g. 0.95"
+            )
+        return float(value)
+
+
 class MonitoringSettings(ConfigModel):
     """What a stack decides about its monitoring (kube-prometheus-stack).
 
@@ -41,7 +81,8 @@ class MonitoringSettings(ConfigModel):
     first); storage_gib / storage_class: Prometheus' persistent volume; alertmanager_config_secret:
     an existing Secret (key ``alertmanager.yaml``) in the monitoring namespace holding Alertmanager's
     receivers, or None for the chart's default configuration, which routes every alert to a receiver
-    that drops it; expose_grafana: put Grafana behind an internal AWS load balancer.
+    that drops it; expose_grafana: put Grafana behind an internal AWS load balancer; voice_slo: the voice turn's
+    objectives (``VoiceSlo``), from which the burn-rate alerts and the speech pool's autoscaling target come.
     """
 
     retention: str = "15d"
@@ -53,6 +94,7 @@ class MonitoringSettings(ConfigModel):
     # Prometheus and Alertmanager pods: 2 in prod, so a node drain or a crash loses neither scraping nor alerting.
     replicas: int = Field(default=1, ge=1, le=3)
     prometheus_memory: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
+    voice_slo: VoiceSlo = VoiceSlo()
 
     @field_validator("retention", mode="before")
     @classmethod

@@ -117,7 +117,7 @@ class Monitoring(pulumi.ComponentResource):
         # Everything that can be wrong with the inputs fails here, before any resource
         # (this component included) is registered.
         check_namespace("namespace", args.namespace)
-        rule_files = render_rule_files(args.slos, args.runbook_base_url)
+        rule_files = render_rule_files(args.slos, args.runbook_base_url, args.settings.voice_slo)
         triton_monitor = triton_service_monitor_spec(args.triton_namespace, args.model_roles)
         dcgm_monitor = dcgm_service_monitor_spec(args.dcgm_namespace)
         dashboards = build_dashboards()

@@ -2,7 +2,8 @@
 
 Four dashboards: *Triton overview* (per model: traffic, failures, batch size, latency
 quantiles, queue vs compute), *LLM* (time to first token, tokens per second), *Voice
-pipeline* (latency per stage, i.e. per model role) and *GPU nodes* (utilisation,
+pipeline* (the per-turn waterfall, the voice SLOs' burn and the pools' replicas, then
+latency per stage, i.e. per model role) and *GPU nodes* (utilisation,
 memory, power, temperature, XID errors per node, from DCGM). Panels read the recording
 rules of ``rules/`` where one exists, so a panel and the alert on the same quantity
 always agree; every query is evaluated against a real Prometheus by the tests.
@@ -18,9 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as dm
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -54,6 +57,12 @@ def _panel(panel: Any, title: str, unit: str, description: str, queries: list[tu
 
 def _timeseries(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> timeseries.Panel:
     return _panel(timeseries.Panel(), title, unit, description, queries)
+
+
+def _stacked(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> timeseries.Panel:
+    """A time series whose series stack: parts of one whole (the stages of a turn)."""
+    stacking = common_builders.StackingConfig().mode(common_models.StackingMode.NORMAL)
+    return _timeseries(title, unit, description, queries).stacking(stacking).fill_opacity(60)
 
 
 def _stat(title: str, unit: str, description: str, queries: list[tuple[str, str]]) -> stat.Panel:
@@ -236,8 +245,73 @@ def voice_pipeline() -> db.Dashboard:
         _base(
             "voice-pipeline",
             "Voice pipeline",
-            "Latency per stage of the voice pipeline (ANC, VAD, ASR, retrieval, LLM, TTS): one stage per model role.",
+            "What callers feel (the per-turn waterfall and the voice SLOs), then latency per stage's models.",
         )
+        .with_row(db.Row("Turns: what callers feel"))
+        .with_panel(
+            _stacked(
+                "Turn waterfall: end of speech to first audio (mean per stage, stacked)",
+                "s",
+                "ASR (from the end of speech), retrieval, LLM first token, first phrase, TTS first audio: the stages "
+                "add up to the time to first audio.",
+                [("pool_stage:voice_turn_stage_seconds:mean5m", "{{pool}} {{stage}}")],
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Time to first audio p50 / p95 and the target",
+                "s",
+                "End of speech to the first audio chunk of the answer, all pods of a pool; the SLO target.",
+                [
+                    ("pool:voice_time_to_first_audio_seconds:p50_5m", "{{pool}} p50"),
+                    ("pool:voice_time_to_first_audio_seconds:p95_5m", "{{pool}} p95"),
+                    ("voice:slo:time_to_first_audio_seconds", "target"),
+                ],
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "SLO burn rate (1 = the budget lasts exactly the month)",
+                "none",
+                "Slow and failed turns over their error budgets, on the page alerts' windows (1 h and 5 m). Pages "
+                "fire above 14.4 on both.",
+                [
+                    ("pool:voice_slow_turns:ratio_rate1h / on () group_left () voice:slo:slow_turn_budget_ratio",
+                     "{{pool}} slow, 1h"),
+                    ("pool:voice_slow_turns:ratio_rate5m / on () group_left () voice:slo:slow_turn_budget_ratio",
+                     "{{pool}} slow, 5m"),
+                    ("pool:voice_turn_failures:ratio_rate1h / on () group_left () voice:slo:failed_turn_budget_ratio",
+                     "{{pool}} failed, 1h"),
+                ],
+            )  # fmt: skip
+        )
+        .with_panel(
+            _timeseries(
+                "Turns, cancels and failures per second",
+                "ops",
+                "Turns begun, turns the caller cancelled (barge-in), and failures by the stage that failed.",
+                [
+                    ("pool:voice_turns:rate5m", "{{pool}} turns"),
+                    ("pool:voice_turn_cancels:rate5m", "{{pool}} cancels"),
+                    ("sum by (pool, stage) (rate(voice_turn_failures_total[5m]))", "{{pool}} failed in {{stage}}"),
+                ],
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Pool replicas against the scaling signal",
+                "none",
+                "Ready Triton pods per pool (kube-state-metrics) and the time to first audio p95 over its target, "
+                "the speech pool's KEDA trigger (scale out above 1).",
+                [
+                    ('sum by (deployment) (kube_deployment_status_replicas_ready{deployment=~"triton-.*"})',
+                     "{{deployment}} ready pods"),
+                    ("pool:voice_time_to_first_audio_seconds:p95_5m / on () group_left () "
+                     "voice:slo:time_to_first_audio_seconds", "{{pool}} p95 / target"),
+                ],
+            )  # fmt: skip
+        )
+        .with_row(db.Row("Stages: the models behind each step"))
         .with_panel(
             _timeseries(
                 "Mean latency per stage",

@@ -18,6 +18,8 @@ Sources:
 * ``DCGM``: fields of the DCGM exporter's default counter set (etc/default-counters.csv of
   NVIDIA/dcgm-exporter) that the rules use. No GPU here: the tests serve them from a
   synthetic exporter, named from this list.
+* ``VOICE_TURN``: the voice pipeline's per-turn metrics, reported through the Python backend's metrics API
+  (``model_repo/python_models/_common/turn_metrics.py``).
 * ``KUBE_STATE_METRICS`` and ``PROMETHEUS``: from kube-prometheus-stack's kube-state-metrics
   and Prometheus itself.
 """
@@ -53,10 +55,23 @@ DCGM = frozenset(
         "DCGM_FI_DEV_GPU_TEMP",
     }
 )
-KUBE_STATE_METRICS = frozenset({"kube_pod_status_ready", "kube_pod_container_status_restarts_total"})
+VOICE_TURN = frozenset(
+    {
+        "voice_turn_asr_final_seconds",
+        "voice_turn_stage_seconds",
+        "voice_turn_time_to_first_audio_seconds",
+        "voice_turn_duration_seconds",
+        "voice_turns_total",
+        "voice_turn_cancels_total",
+        "voice_turn_failures_total",
+    }
+)
+KUBE_STATE_METRICS = frozenset(
+    {"kube_pod_status_ready", "kube_pod_container_status_restarts_total", "kube_deployment_status_replicas_ready"}
+)
 PROMETHEUS = frozenset({"up"})
 
-ALL = TRITON_CORE | TRITON_FIRST_RESPONSE | TRITON_LLM | DCGM | KUBE_STATE_METRICS | PROMETHEUS
+ALL = TRITON_CORE | TRITON_FIRST_RESPONSE | TRITON_LLM | VOICE_TURN | DCGM | KUBE_STATE_METRICS | PROMETHEUS
 
 # Series suffixes of histograms and summaries: nv_llm_output_token_len_sum belongs to
 # the family nv_llm_output_token_len.

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from infra.monitoring.slos import LatencySlos, MonitoringSettingsError
+from platform_spec.monitoring import VoiceSlo
 
 RULES_DIR = Path(__file__).parent / "rules"
 SLO_GROUP = "triton-slo"
@@ -27,6 +28,26 @@ SLO_SERIES: dict[tuple[str, str | None], str] = {
     ("triton:slo:first_response_p99_seconds", "llm"): "llm_p99_seconds",
     ("triton:slo:queue_seconds", None): "queue_seconds",
 }
+
+
+VOICE_TARGETS_GROUP = "voice-slo-targets"
+
+
+def le_label(seconds: float) -> str:
+    """A bucket bound as the ``le`` label Triton's exposition gives it (shortest form: 0.8, 1, 2.5)."""
+    return f"{seconds:g}"
+
+
+def voice_targets(voice: VoiceSlo) -> dict[str, tuple[float, dict[str, str]]]:
+    """The voice SLO's threshold series: record name -> (value, labels)."""
+    return {
+        "voice:slo:time_to_first_audio_seconds": (
+            voice.time_to_first_audio_seconds,
+            {"le": le_label(voice.time_to_first_audio_seconds)},
+        ),
+        "voice:slo:slow_turn_budget_ratio": (round(1 - voice.time_to_first_audio_objective, 6), {}),
+        "voice:slo:failed_turn_budget_ratio": (round(1 - voice.turn_success_objective, 6), {}),
+    }
 
 
 class RuleFileError(ValueError):
@@ -88,6 +109,21 @@ def _render_slos(content: dict[str, Any], slos: LatencySlos, path: Path) -> None
         )
 
 
+def _render_voice_targets(content: dict[str, Any], voice: VoiceSlo, path: Path) -> None:
+    targets = voice_targets(voice)
+    for group in content["groups"]:
+        if group.get("name") != VOICE_TARGETS_GROUP:
+            continue
+        records = {rule.get("record") for rule in group["rules"]}
+        if records != set(targets):
+            raise RuleFileError(f"{path}: group {VOICE_TARGETS_GROUP!r} must record exactly {sorted(targets)}")
+        for rule in group["rules"]:
+            value, labels = targets[rule["record"]]
+            rule["expr"] = f"vector({float(value)!r})"
+            if labels:
+                rule["labels"] = dict(labels)
+
+
 def _render_runbooks(content: dict[str, Any], runbook_base_url: str) -> None:
     base = runbook_base_url.rstrip("/") + "/"
     for group in content["groups"]:
@@ -98,8 +134,11 @@ def _render_runbooks(content: dict[str, Any], runbook_base_url: str) -> None:
                 annotations["runbook_url"] = base + link
 
 
-def render_rule_files(slos: LatencySlos, runbook_base_url: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every shipped rule file as data, keyed by file stem, rendered for one stack.
+def render_rule_files(
+    slos: LatencySlos, runbook_base_url: str | None = None, voice_slo: VoiceSlo | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every shipped rule file as data, keyed by file stem, rendered for one stack (``voice_slo``: the stack's
+    ``monitoring.voiceSlo``, default ``VoiceSlo()``).
 
     ``runbook_base_url`` is where ``infra/monitoring/`` can be browsed (e.g.
     ``https://github.com/acme/platform/blob/main/infra/monitoring``); without it the
@@ -117,6 +156,7 @@ def render_rule_files(slos: LatencySlos, runbook_base_url: str | None = None) ->
         if any(group.get("name") == SLO_GROUP for group in content["groups"]):
             slo_files += 1
         _render_slos(content, slos, path)
+        _render_voice_targets(content, voice_slo or VoiceSlo(), path)
         if runbook_base_url is not None:
             _render_runbooks(content, runbook_base_url)
         rendered[path.stem] = content

@@ -228,6 +228,8 @@ def deployment_manifest(
             # Weights come from the published repository only, never from a model hub at run time.
             {"name": "HF_HUB_OFFLINE", "value": "1"},
             {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+            # The pool label of the voice pipeline's per-turn metrics (model_repo _common/turn_metrics.py).
+            {"name": "PLATFORM_POOL", "value": pool.name},
             # Where the other pools answer (the voice pipeline reaches the LLM pool over gRPC).
             {"name": "TRITON_GRPC_ENDPOINTS", "value": json.dumps(dict(grpc_endpoints), sort_keys=True)},
             # The admin key of the restricted APIs (triton_args); from a Secret, expanded into the args.

@@ -45,6 +45,7 @@ from model_repo.local_server import TritonServer
 
 pytestmark = [pytest.mark.triton, pytest.mark.prometheus]
 
+TURN_METRICS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models" / "_common" / "turn_metrics.py"
 MODEL_ROLES = {"asr_tiny": "asr", "tts_stream": "tts", "llm_stream": "llm", "voice_pipeline": "pipeline"}
 TOKENS_PER_REQUEST = 6
 MISSPELLED_RULE = "test:misspelled_request_rate:rate5m"
@@ -121,17 +122,30 @@ instance_group [ {{ kind: KIND_CPU count: 1 }} ]
 """
 PIPELINE_MODEL = textwrap.dedent(
     """
+    import time
     import triton_python_backend_utils as pb_utils
+    from turn_metrics import TurnClock, TurnMetrics  # the platform's own module, copied beside this model
 
     class TritonPythonModel:
+        def initialize(self, args):
+            self.metrics = TurnMetrics(pb_utils, args["model_name"], pool="speech")
+
         def execute(self, requests):
             responses = []
             for request in requests:
+                clock = TurnClock(time.monotonic())
+                self.metrics.begun()
+                clock.speech_ended(0.05)
                 audio = pb_utils.get_input_tensor_by_name(request, "IN")
                 stage = pb_utils.InferenceRequest(
                     model_name="asr_tiny", requested_output_names=["OUT"], inputs=[audio]).exec()
                 if stage.has_error():
+                    self.metrics.failed("asr")
                     raise pb_utils.TritonModelException(stage.error().message())
+                for mark in ("transcript", "llm_request", "first_token", "tts_request", "first_audio"):
+                    time.sleep(0.001)
+                    clock.mark(mark)
+                self.metrics.finished(clock)
                 responses.append(pb_utils.InferenceResponse([pb_utils.get_output_tensor_by_name(stage, "OUT")]))
             return responses
     """
@@ -157,6 +171,7 @@ def write_repository(root: Path) -> Path:
         (root / name / "1").mkdir(parents=True)
         (root / name / "config.pbtxt").write_text(config)
         (root / name / "1" / "model.py").write_text(source)
+    (root / "voice_pipeline" / "1" / "turn_metrics.py").write_bytes(TURN_METRICS.read_bytes())
     return root
 
 
@@ -183,6 +198,14 @@ class SyntheticFirstResponses:
             lines.append(f'nv_inference_first_response_histogram_ms_sum{{model="{model}",version="1"}} {total * 150}')
             lines.append(f'nv_inference_first_response_histogram_ms_count{{model="{model}",version="1"}} {total}')
         return "\n".join(lines) + "\n"
+
+
+def synthetic_kube_state_metrics() -> str:
+    """kube-state-metrics' ready replicas of the Triton Deployments (no cluster here)."""
+    lines = ["# TYPE kube_deployment_status_replicas_ready gauge"]
+    for pool, ready in (("speech", 2), ("llm", 1)):
+        lines.append(f'kube_deployment_status_replicas_ready{{namespace="triton",deployment="triton-{pool}"}} {ready}')
+    return "\n".join(lines) + "\n"
 
 
 def synthetic_dcgm(node_index: int) -> str:
@@ -300,6 +323,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         ExpositionServer(first_responses.render) as histogram_target,
         ExpositionServer(lambda: synthetic_dcgm(1)) as gpu_node_1,
         ExpositionServer(lambda: synthetic_dcgm(2)) as gpu_node_2,
+        ExpositionServer(synthetic_kube_state_metrics) as kube_state_metrics,
     ):
         target_labels = {"namespace": "triton", "pod": "triton-local-0", "node": "local"}
         config = {
@@ -318,6 +342,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                     "static_configs": [{"targets": [histogram_target.target], "labels": target_labels}],
                     "metric_relabel_configs": role_relabel,
                 },
+                {"job_name": "kube-state-metrics", "static_configs": [{"targets": [kube_state_metrics.target]}]},
                 {
                     "job_name": "dcgm-exporter",
                     "static_configs": [
@@ -345,7 +370,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                 yield LiveStack(
                     prometheus=prometheus,
                     triton_metrics_text=triton_text,
-                    synthetic_texts=[first_responses.render(), synthetic_dcgm(1)],
+                    synthetic_texts=[first_responses.render(), synthetic_dcgm(1), synthetic_kube_state_metrics()],
                     recording_rules=recording_rules,
                 )
             finally:
@@ -361,14 +386,13 @@ def families(exposition: str) -> set[str]:
 
 def test_real_triton_exposes_every_catalogued_triton_family(live: LiveStack) -> None:
     exposed = families(live.triton_metrics_text)
-    assert exposed >= metric_catalog.TRITON_CORE | metric_catalog.TRITON_LLM, sorted(
-        (metric_catalog.TRITON_CORE | metric_catalog.TRITON_LLM) - exposed
-    )
+    real = metric_catalog.TRITON_CORE | metric_catalog.TRITON_LLM | metric_catalog.VOICE_TURN
+    assert exposed >= real, sorted(real - exposed)
 
 
 def test_synthetic_targets_serve_only_what_no_real_server_here_can(live: LiveStack) -> None:
     served = set().union(*(families(text) for text in live.synthetic_texts))
-    assert served <= metric_catalog.DCGM | metric_catalog.TRITON_FIRST_RESPONSE
+    assert served <= metric_catalog.DCGM | metric_catalog.TRITON_FIRST_RESPONSE | metric_catalog.KUBE_STATE_METRICS
     assert served.isdisjoint(families(live.triton_metrics_text))
     assert served >= metric_catalog.DCGM
 

@@ -28,6 +28,7 @@ from infra.monitoring.rule_files import (
     slo_values_in,
 )
 from infra.monitoring.slos import LatencySlos, MonitoringSettingsError
+from platform_spec.monitoring import MonitoringSettings, VoiceSlo
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 UNIT_TESTS_DIR = RULES_DIR / "tests"
@@ -131,9 +132,13 @@ def test_every_recording_rule_is_tested() -> None:
             # Alert tests exercise the recording rules their expressions read.
             for check in case.get("alert_rule_test", []):
                 tested.add(check["alertname"])
-    alert_exprs = {rule["alert"]: rule["expr"] for rule in shipped_rules() if "alert" in rule}
+    alert_exprs: dict[str, list[str]] = {}  # a page and its ticket share an alert name
+    for rule in shipped_rules():
+        if "alert" in rule:
+            alert_exprs.setdefault(rule["alert"], []).append(rule["expr"])
     for name in list(tested):
-        tested |= metric_names(alert_exprs.get(name, ""))
+        for expr in alert_exprs.get(name, []):
+            tested |= metric_names(expr)
     records = {rule["record"] for rule in shipped_rules() if "record" in rule}
     assert not records - tested, f"recording rules no unit test reads: {sorted(records - tested)}"
 
@@ -258,3 +263,48 @@ def test_runbook_base_url_must_be_http() -> None:
 def test_latency_slos_reject_bad_values(field: str, value: object) -> None:
     with pytest.raises(MonitoringSettingsError, match=rf"slos\.{field}=.*positive number of seconds"):
         LatencySlos(**{field: value})
+
+
+def test_the_voice_slo_of_the_stack_config_sets_the_target_bucket_and_the_budgets(tmp_path: Path) -> None:
+    """monitoring.voiceSlo rewrites the three target series; with a 0.5 s target, turns between 0.5 s and 0.8 s
+    are slow (the SLI now counts the 0.5 s bucket), and promtool agrees."""
+    voice = VoiceSlo(time_to_first_audio_seconds=0.5, time_to_first_audio_objective=0.9, turn_success_objective=0.99)
+    rendered = render_rule_files(LatencySlos(), voice_slo=voice)
+    targets = {r["record"]: r for r in all_rules(rendered["voice-slo"]) if r.get("record", "").startswith("voice:slo:")}
+    assert targets["voice:slo:time_to_first_audio_seconds"]["expr"] == "vector(0.5)"
+    assert targets["voice:slo:time_to_first_audio_seconds"]["labels"] == {"le": "0.5"}
+    assert targets["voice:slo:slow_turn_budget_ratio"]["expr"] == "vector(0.1)"
+    assert targets["voice:slo:failed_turn_budget_ratio"]["expr"] == "vector(0.01)"
+    _write_rendered(tmp_path / "rules", rendered)
+    bucket = 'voice_turn_time_to_first_audio_seconds_bucket{{pool="speech",le="{le}"}}'
+    spec = {
+        "rule_files": ["rules/voice-slo.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": bucket.format(le="0.5"), "values": "0+50x10"},
+                    {"series": bucket.format(le="0.8"), "values": "0+100x10"},
+                    {"series": 'voice_turn_time_to_first_audio_seconds_count{pool="speech"}', "values": "0+100x10"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": "pool:voice_slow_turns:ratio_rate5m",
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": 'pool:voice_slow_turns:ratio_rate5m{pool="speech"}', "value": 0.5}],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "voice.test.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = promtool("test", "rules", "voice.test.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_voice_target_that_is_no_bucket_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"timeToFirstAudioSeconds=0.7 is invalid: use one of the turn histogram's"):
+        MonitoringSettings.model_validate({"voiceSlo": {"timeToFirstAudioSeconds": 0.7}})
+    with pytest.raises(ValueError, match=r"turn_success_objective=1.5 is invalid"):
+        MonitoringSettings.model_validate({"voiceSlo": {"turnSuccessObjective": 1.5}})

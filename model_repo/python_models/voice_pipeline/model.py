@@ -19,16 +19,21 @@ the LLM); then it is called over gRPC at that pool's endpoint from ``TRITON_GRPC
 Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at a sentence end, at the
 first word break past this length, or at twice this length), ``max_prompt_chars``, ``remote_timeout_s``
 (longest wait for a remote response, default 60).
+
+Every turn is measured (``_common.turn_metrics``): the latency waterfall from the end of speech to the first audio
+and the end of the turn, and counters of turns, cancels and failures by stage, on Triton's metrics port.
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from _common import bls, remote, triton
 from _common.errors import BadRequest
+from _common.turn_metrics import TurnClock, TurnMetrics
 
 SAMPLE_RATE = 16_000
 MIN_SAMPLES = SAMPLE_RATE // 4  # 250 ms: less cannot hold a word
@@ -66,23 +71,45 @@ class TritonPythonModel:
         self.top_k = int(params.get("top_k", "3"))
         self.phrase_chars = int(params.get("phrase_chars", "48"))
         self.max_prompt_chars = int(params.get("max_prompt_chars", "768"))
+        self.metrics = TurnMetrics(pb_utils, args["model_name"])
 
     def execute(self, requests):
-        return triton.execute_streams(requests, self._turn)
+        # Every request of this call had arrived by now: their turns' clocks start here.
+        arrived = time.monotonic()
+        return triton.execute_streams(requests, lambda request, sender: self._measured_turn(request, sender, arrived))
 
-    def _turn(self, request, sender) -> None:
+    def _measured_turn(self, request, sender, arrived: float) -> None:
+        clock = TurnClock(arrived)
+        self.metrics.begun()
+        try:
+            self._turn(request, sender, clock)
+        except Exception:
+            self.metrics.failed(clock.stage)
+            raise
+        self.metrics.finished(clock)
+
+    def _turn(self, request, sender, clock: TurnClock) -> None:
         audio = triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)[0]
         max_tokens = triton.input_array(request, "MAX_TOKENS", required=False)
         if max_tokens is not None and not (max_tokens.size == 1 and 1 <= int(max_tokens.reshape(-1)[0]) <= 512):
             raise BadRequest(f"MAX_TOKENS is {max_tokens.reshape(-1).tolist()}; send one value in [1, 512]")
-        cancelled = getattr(sender, "is_cancelled", lambda: False)
+        is_cancelled = getattr(sender, "is_cancelled", lambda: False)
+
+        def cancelled() -> bool:
+            if is_cancelled():
+                self.metrics.cancelled()
+                return True
+            return False
+
         rate = np.array([SAMPLE_RATE], dtype=np.int32)
 
-        clean = self._call("anc", {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
+        clean = self._call(clock, "anc", {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
         clean = clean["AUDIO"][0]
-        vad = self._call("vad", {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"])
+        vad = self._call(clock, "vad", {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"])
         segments = vad["SPEECH_SEGMENTS"][0]
         segments = segments[segments[:, 0] >= 0]  # drop the [-1, -1] padding rows
+        # The trailing silence after the last speech had passed before the utterance was sent.
+        clock.speech_ended(len(clean) / SAMPLE_RATE - float(segments[-1, 1]) if len(segments) else 0.0)
         if len(segments) == 0:
             self._send(sender, TRANSCRIPT=_text(""), SPEECH_SEGMENTS=segments, PASSAGES=np.zeros(0, dtype=np.object_))
             sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -91,11 +118,13 @@ class TritonPythonModel:
         # Recognise the speech span (first onset to last offset) of the denoised audio.
         start, end = int(segments[0, 0] * SAMPLE_RATE), int(segments[-1, 1] * SAMPLE_RATE)
         speech = clean[start:end]
-        asr = self._call("asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
+        asr = self._call(clock, "asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
         transcript = asr["TRANSCRIPT"].reshape(-1)[0].decode("utf-8")
+        clock.mark("transcript")
 
-        embedding = self._call("embed", {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
+        embedding = self._call(clock, "embed", {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
         found = self._call(
+            clock,
             "retriever",
             {"EMBEDDING": embedding, "TOP_K": _batch1(np.array([self.top_k], dtype=np.int32))},
             ["PASSAGES", "SCORES"],
@@ -112,18 +141,21 @@ class TritonPythonModel:
         if max_tokens is not None:
             llm_inputs["MAX_TOKENS"] = max_tokens.reshape(1).astype(np.int32)
         phrase = ""
+        clock.mark("llm_request")
         # closing(): a turn the caller cancels also cancels a remote LLM request mid-answer.
-        with closing(self._stream("llm", llm_inputs, ["TEXT_OUTPUT"])) as pieces:
+        with closing(self._stream(clock, "llm", llm_inputs, ["TEXT_OUTPUT"])) as pieces:
             for piece in pieces:
+                clock.mark("first_token")
                 if cancelled():
                     return
                 text = piece["TEXT_OUTPUT"].reshape(-1)[0]
                 self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
                 phrase += text.decode("utf-8", errors="replace")
                 if self._phrase_complete(phrase):
-                    self._speak(sender, phrase, cancelled)
+                    self._speak(clock, sender, phrase, cancelled)
+                    clock.stage = "llm"
                     phrase = ""
-        self._speak(sender, phrase, cancelled)
+        self._speak(clock, sender, phrase, cancelled)
         sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     def _phrase_complete(self, phrase: str) -> bool:
@@ -146,23 +178,32 @@ class TritonPythonModel:
             budget -= len(line)
         return "Context:\n" + "".join(context) + question
 
-    def _speak(self, sender, phrase: str, cancelled) -> None:
+    def _speak(self, clock: TurnClock, sender, phrase: str, cancelled) -> None:
         if not phrase.strip():
             return
-        with closing(self._stream("tts", {"TEXT": _text(phrase.strip())}, ["AUDIO"])) as chunks:
+        clock.mark("tts_request")
+        with closing(self._stream(clock, "tts", {"TEXT": _text(phrase.strip())}, ["AUDIO"])) as chunks:
             for chunk in chunks:
                 if cancelled():
                     return
                 self._send(sender, AUDIO=chunk["AUDIO"].astype(np.float32))
+                clock.mark("first_audio")
+        clock.stage = "pipeline"
 
-    def _call(self, role: str, inputs: dict, outputs: list[str]) -> dict:
+    def _call(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]) -> dict:
         """One request to the ``role`` stage: BLS on this server, or gRPC to the pool that serves it."""
+        clock.stage = role
         if role in self.endpoints:
-            return self.remote.call(self.endpoints[role], self.models[role], inputs, outputs)
-        return bls.call(self.models[role], inputs, outputs)
+            result = self.remote.call(self.endpoints[role], self.models[role], inputs, outputs)
+        else:
+            result = bls.call(self.models[role], inputs, outputs)
+        clock.stage = "pipeline"
+        return result
 
-    def _stream(self, role: str, inputs: dict, outputs: list[str]):
-        """The responses of the decoupled ``role`` stage, from this server or from its pool's server."""
+    def _stream(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]):
+        """The responses of the decoupled ``role`` stage, from this server or from its pool's server (``clock``
+        names the stage until the caller is done with the stream)."""
+        clock.stage = role
         if role in self.endpoints:
             return self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
         return bls.stream(self.models[role], inputs, outputs)
