@@ -50,9 +50,13 @@ class Prometheus:
         *,
         binary: str | None = None,
         rules: list[Path] | None = None,
+        labels: dict[str, str] | None = None,
         startup_timeout_s: float = 30.0,
     ) -> None:
+        """``labels``: target labels added to every scraped series, as the cluster's ServiceMonitor adds
+        ``namespace`` and ``service``."""
         self.targets = list(targets)
+        self.labels = dict(labels or {})
         self.binary = binary or shutil.which("prometheus") or "/usr/bin/prometheus"
         self.rules = rule_files() if rules is None else list(rules)
         self.startup_timeout_s = startup_timeout_s
@@ -78,7 +82,9 @@ class Prometheus:
         return {
             "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"},
             "rule_files": [str(p) for p in self.rules],
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": [
+                {"job_name": JOB, "static_configs": [{"targets": self.targets, "labels": self.labels}]}
+            ],
         }
 
     def start(self) -> str:

@@ -35,8 +35,9 @@ def _fail(key: str, value: Any, fix: str) -> TritonSettingsError:
 class PoolServing:
     """How one GPU pool's Triton Deployment is sized, scaled and drained.
 
-    ``min_replicas``/``max_replicas`` bound the HPA; ``target_queue_ms`` is the request-weighted
-    mean queue time per request the HPA holds (below the monitoring alert's threshold, so scaling
+    ``min_replicas``/``max_replicas`` bound the pool's KEDA ScaledObject (0: a dev LLM pool that sleeps until
+    voice turns arrive); ``target_queue_ms`` is the request-weighted mean queue time per request its queue-time
+    trigger holds (below the monitoring alert's threshold, so scaling
     starts before anyone is paged). ``cpu``/``memory`` are both request and limit (Guaranteed QoS:
     the kubelet never throttles below the request nor evicts the pod first under memory pressure).
     ``ephemeral_storage`` holds the repository Triton downloads from S3 (LLM checkpoints included);
@@ -57,8 +58,8 @@ class PoolServing:
     startup_budget_s: int | None = None
 
     def validate(self, where: str) -> None:
-        if isinstance(self.min_replicas, bool) or not isinstance(self.min_replicas, int) or self.min_replicas < 1:
-            raise _fail(f"{where}.minReplicas", self.min_replicas, "use an integer >= 1 (a pool always serves)")
+        if isinstance(self.min_replicas, bool) or not isinstance(self.min_replicas, int) or self.min_replicas < 0:
+            raise _fail(f"{where}.minReplicas", self.min_replicas, "use an integer >= 0 (0: a dev LLM pool only)")
         if isinstance(self.max_replicas, bool) or not isinstance(self.max_replicas, int):
             raise _fail(f"{where}.maxReplicas", self.max_replicas, "use an integer")
         if self.max_replicas < self.min_replicas:
@@ -134,7 +135,7 @@ class TritonSettings:
     llm_variants: Literal["separate", "lora"] = "separate"
     smoke: bool = True
     pre_stop_sleep_s: int = 10
-    # Prometheus' in-cluster URL for prometheus-adapter; None: kube-prometheus-stack's Service in
+    # Prometheus' in-cluster URL for KEDA's Prometheus triggers; None: kube-prometheus-stack's Service in
     # ``monitoring_namespace`` (resolved by infra.triton.autoscaling from infra.monitoring.chart_values).
     prometheus_url: str | None = None
 
@@ -211,6 +212,13 @@ class TritonSettings:
             if unknown:
                 raise _fail(f"pools.{gpu_pool.name}", unknown, "unknown keys; see PoolServing's fields")
             pools[gpu_pool.name] = dataclasses.replace(base, **changes)
+            if pools[gpu_pool.name].min_replicas == 0 and (environment == "prod" or gpu_pool.role != "llm"):
+                raise _fail(
+                    f"pools.{gpu_pool.name}.minReplicas", 0,
+                    "only a dev LLM pool may scale to zero (KEDA wakes it when voice turns arrive, after a GPU node "
+                    "and a model load: minutes); the speech pool's own signals vanish at zero and nothing could "
+                    "wake it, and prod keeps a pod per pool; use 1",
+                )  # fmt: skip
         if pool_overrides:
             raise _fail("pools", sorted(pool_overrides), f"no such GPU pool; pools are {sorted(pools)}")
         if "nlb_source_cidrs" not in overrides and vpc_cidr:

@@ -56,12 +56,14 @@ KUBE_PROMETHEUS_STACK_CHART = {
     "archive": "charts/kube-prometheus-stack-79.5.0.tgz",
     "sha256": "035342565ccc8020b379dad30a1745d50d8eac2196b6c82c7a0a5a0022f88bdc",
 }
-PROMETHEUS_ADAPTER_CHART = {
-    "chart": "prometheus-adapter",
-    "version": "5.2.0",
-    "repo": "https://prometheus-community.github.io/helm-charts",
-    "archive": "charts/prometheus-adapter-5.2.0.tgz",
-    "sha256": "dde7bef8566d5df929f71a9190f7541cafcf10db2e8f1c0789ba34eb943aeb9e",
+# KEDA scales the Triton pools on their SLO signals (ScaledObjects with Prometheus triggers); it replaced
+# prometheus-adapter, which upstream retires in KEDA's favour.
+KEDA_CHART = {
+    "chart": "keda",
+    "version": "2.20.2",
+    "repo": "https://kedacore.github.io/charts",
+    "archive": "charts/keda-2.20.2.tgz",
+    "sha256": "9e8fd917a6f824ad1a803dc928ac62e80e9e34905038ad6223ad65b77377bf0f",
 }
 CLUSTER_AUTOSCALER_CHART = {
     "chart": "cluster-autoscaler",

@@ -16,6 +16,7 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import jsonschema
 import yaml
 from helm_python import Chart, _native
 
@@ -29,7 +30,7 @@ API_VERSIONS = ["apiregistration.k8s.io/v1", "monitoring.coreos.com/v1", "monito
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 # The charts the program installs, by the archive path a Release names.
 PINS = {p["archive"]: p for p in (versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.DCGM_EXPORTER_CHART,
-                                  versions.KUBE_PROMETHEUS_STACK_CHART, versions.PROMETHEUS_ADAPTER_CHART,
+                                  versions.KUBE_PROMETHEUS_STACK_CHART, versions.KEDA_CHART,
                                   versions.CLUSTER_AUTOSCALER_CHART)}  # fmt: skip
 
 yaml.SafeLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
@@ -56,6 +57,48 @@ def render_releases(run: Any) -> dict[str, tuple[Any, list[dict]]]:
 def crds(pin: Mapping[str, str]) -> list[dict]:
     loaded = Chart.load(REPO_ROOT / pin["archive"]).crds
     return [doc for crd in loaded for doc in yaml.safe_load_all(crd["data"]) if doc]
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str, str], dict]:
+    """(group, version, kind) -> the strict openAPIV3Schema, from the CRDs the charts ship: kube-prometheus-stack's
+    in its crds/ folder, KEDA's as templates of its chart."""
+    keda = [o for o in render(versions.KEDA_CHART, {}, "keda", "keda") if o["kind"] == "CustomResourceDefinition"]
+    schemas = {}
+    for crd in crds(versions.KUBE_PROMETHEUS_STACK_CHART) + keda:
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            schema = strict(python_patterns(version["schema"]["openAPIV3Schema"]))
+            schemas[(spec["group"], version["name"], spec["names"]["kind"])] = schema
+    return schemas
+
+
+def validate_custom_resource(obj: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` where the API server would refuse ``obj``; AssertionError when no
+    chart ships its CRD."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    schema = crd_schemas().get((group, version, obj["kind"]))
+    assert schema is not None, f"{obj['apiVersion']} {obj['kind']} has neither a Kubernetes schema nor a CRD here"
+    jsonschema.Draft7Validator(schema).validate(obj)
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's schema that refuses unknown fields, as the API server does under strict field validation (the
+    default of ``kubectl apply`` since 1.27): an object schema with ``properties`` and neither
+    ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` gets ``additionalProperties: false``.
+    Without this a misspelt key would pass here and be pruned silently by the API server."""
+    if isinstance(schema, Mapping):
+        out = {k: strict(v) for k, v in schema.items()}
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
 
 
 def python_patterns(schema: Any) -> Any:

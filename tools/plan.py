@@ -209,14 +209,13 @@ def _service(i: dict[str, Any]) -> str:
     return f"{_k8s_name(i)} {spec.get('type', 'ClusterIP')} {ports}"
 
 
-def _hpa(i: dict[str, Any]) -> str:
+def _scaled_object(i: dict[str, Any]) -> str:
     spec = i.get("spec") or {}
-    metrics = []
-    for m in spec.get("metrics") or []:
-        source = m.get(str(m.get("type", "")).lower()) or {}
-        target = source.get("target") or {}
-        metrics.append(f"{(source.get('metric') or {}).get('name')} target {target.get('value')}")
-    return f"{_k8s_name(i)} {_num(spec.get('minReplicas'))}-{_num(spec.get('maxReplicas'))} on {'; '.join(metrics)}"
+    triggers = [
+        f"{t.get('name')} > {(t.get('metadata') or {}).get('threshold')}" for t in spec.get("triggers") or []
+    ]
+    replicas = f"{_num(spec.get('minReplicaCount'))}-{_num(spec.get('maxReplicaCount'))}"
+    return f"{_k8s_name(i)} {replicas} on {'; '.join(triggers)}"
 
 
 def _pdb(i: dict[str, Any]) -> str:
@@ -308,7 +307,7 @@ SUMMARIES: dict[str, Summary] = {
     "kubernetes:apps/v1:Deployment": _deployment,
     "kubernetes:batch/v1:Job": _job,
     "kubernetes:core/v1:Service": _service,
-    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _hpa,
+    "kubernetes:keda.sh/v1alpha1:ScaledObject": _scaled_object,
     "kubernetes:policy/v1:PodDisruptionBudget": _pdb,
     "kubernetes:networking.k8s.io/v1:NetworkPolicy": _network_policy,
     "kubernetes:monitoring.coreos.com/v1:PrometheusRule": _prometheus_rule,

@@ -8,10 +8,10 @@ Provisions, in order:
      engines placed from the engine store;
   3. the ``triton`` namespace (restricted Pod Security), the IRSA role that can only read published
      repositories, its service account, default-deny NetworkPolicies with explicit allows;
-  4. per GPU pool (:class:`TritonPool`): a Deployment pinned to the pool's nodes, its Service
-     (http/grpc/metrics), an optional internal NLB, a PodDisruptionBudget and an HPA on queue time;
-  5. prometheus-adapter serving the queue-time metric (the node autoscaler is part of the foundation);
-  6. the smoke Job, after every Deployment is rolled out.
+  4. KEDA, then per GPU pool (:class:`TritonPool`): a Deployment pinned to the pool's nodes, its Service
+     (http/grpc/metrics), an optional internal NLB, a PodDisruptionBudget and a KEDA ScaledObject on the
+     pool's SLO signals (``infra.triton.autoscaling``; the node autoscaler is part of the foundation);
+  5. the smoke Job, after every Deployment is rolled out.
 
 Settings: the stack's region and ``gpuPools``, the served models and source lock from the stack plan
 (``infra.stack_plan``), and ``TritonSettings``
@@ -33,8 +33,9 @@ import pulumi_random as random
 
 from engines.source_lock import SourceLock
 from infra.images import PlatformImage, flavour_of_role
+from infra.monitoring.slos import LatencySlos
 from infra.triton import deployment, probes
-from infra.triton.autoscaling import QueueTimeAutoscaling, hpa_manifest
+from infra.triton.autoscaling import KedaAutoscaling, pool_triggers, scaled_object_manifest
 from infra.triton.identity import TritonIdentity
 from infra.triton.network_policy import network_policies
 from infra.triton.publication import (
@@ -48,6 +49,7 @@ from infra.triton.publication import (
 from infra.triton.smoke import grpc_endpoint, smoke_job_manifest
 from model_repo import catalog
 from model_repo.render import VERSION as MODEL_VERSION
+from platform_spec.monitoring import VoiceSlo
 from platform_spec.serving import TritonSettings
 from platform_spec.settings import GpuPool
 
@@ -64,6 +66,8 @@ class TritonPlatformArgs:
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
     images: Mapping[str, PlatformImage]  # serving image per flavour (infra.images.declare_images, TRITON recipe)
+    slos: LatencySlos  # the LLM pools scale on the LLM first-token SLO
+    voice_slo: VoiceSlo  # the pipeline's pool scales on the time-to-first-audio target
     bucket: pulumi.Input[str]  # model-store bucket name
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the store's key (SSE-KMS)
@@ -86,6 +90,8 @@ class TritonPoolArgs:
     roles: Sequence[str]
     grpc_endpoints: Mapping[str, str]
     k8s_provider: k8s.Provider
+    triggers: Sequence[Mapping[str, Any]] = ()  # KEDA triggers (autoscaling.pool_triggers)
+    keda: pulumi.Resource | None = None  # the KEDA release: its CRD must exist before the ScaledObject
     after: Sequence[pulumi.Resource] = ()
 
 
@@ -98,7 +104,7 @@ def _load_balancer_hostname(status: Any) -> str:
 
 
 class TritonPool(pulumi.ComponentResource):
-    """One GPU pool's Triton: Deployment, Service, optional internal NLB, PDB and HPA."""
+    """One GPU pool's Triton: Deployment, Service, optional internal NLB, PDB and KEDA ScaledObject."""
 
     def __init__(self, name: str, args: TritonPoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:triton:TritonPool", name, None, opts)
@@ -127,7 +133,7 @@ class TritonPool(pulumi.ComponentResource):
                 on_cluster,
                 pulumi.ResourceOptions(
                     depends_on=list(args.after),
-                    # The HPA owns the replica count once the Deployment exists.
+                    # KEDA's HPA owns the replica count once the Deployment exists.
                     ignore_changes=["spec.replicas"],
                     custom_timeouts=pulumi.CustomTimeouts(
                         create=f"{rollout_minutes}m", update=f"{rollout_minutes}m"
@@ -149,12 +155,18 @@ class TritonPool(pulumi.ComponentResource):
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=on_cluster
         )
-        hpa = hpa_manifest(pool, serving, triton)
-        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa",
-            metadata=hpa["metadata"],
-            spec=hpa["spec"],
-            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[self.deployment])),
+        scaled = scaled_object_manifest(pool, serving, triton, list(args.triggers))
+        self.scaled_object = k8s.apiextensions.CustomResource(
+            f"{name}-scaledobject",
+            api_version=scaled["apiVersion"],
+            kind=scaled["kind"],
+            metadata=scaled["metadata"],
+            spec=scaled["spec"],
+            # KEDA's CRD comes with its release; the ScaledObject takes over the Deployment's replicas.
+            opts=pulumi.ResourceOptions.merge(
+                on_cluster,
+                pulumi.ResourceOptions(depends_on=[self.deployment, *([args.keda] if args.keda is not None else [])]),
+            ),
         )
         dns = deployment.service_dns(pool, triton)
         self.http_endpoint = f"http://{dns}:{deployment.HTTP_PORT}"
@@ -243,7 +255,11 @@ class TritonPlatform(pulumi.ComponentResource):
             for policy in network_policies(triton)
         ]
 
-        # 4. the pools
+        # 4. KEDA, then the pools (each with its ScaledObject)
+        self.autoscaling = KedaAutoscaling(
+            f"{name}-autoscaling", k8s_provider=args.k8s_provider, after=args.after,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )  # fmt: skip
         pools_by_name = {p.name: p for p in args.gpu_pools}
         grpc_endpoints = {
             p.name: grpc_endpoint(deployment.service_dns(p, triton)) for p in args.gpu_pools
@@ -251,6 +267,7 @@ class TritonPlatform(pulumi.ComponentResource):
         ready_first = [service_account, admin_secret, self.identity, self.repository, *policies, *args.after]
         self.pools: dict[str, TritonPool] = {}
         for pool in args.gpu_pools:
+            roles = sorted({m.role for m in self.rendered.models_for(pool)})
             self.pools[pool.name] = TritonPool(
                 f"{name}-{pool.name}",
                 TritonPoolArgs(
@@ -260,20 +277,17 @@ class TritonPlatform(pulumi.ComponentResource):
                     image=self.images[flavour_of_role(pool.role)].reference,
                     repository_uri=self.repository.pool_uris[pool.name],
                     repository_version=self.repository.version,
-                    roles=sorted({m.role for m in self.rendered.models_for(pool)}),
+                    roles=roles,
                     grpc_endpoints=grpc_endpoints,
                     k8s_provider=args.k8s_provider,
+                    triggers=pool_triggers(pool, triton.pool(pool.name), triton, roles, args.slos, args.voice_slo),
+                    keda=self.autoscaling.release,
                     after=ready_first,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
             )
 
-        # 5. autoscaling
-        self.autoscaling = QueueTimeAutoscaling(
-            f"{name}-autoscaling", settings=triton, k8s_provider=args.k8s_provider, after=args.after,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
-        )  # fmt: skip
-        # 6. smoke
+        # 5. smoke
         self.served: dict[str, list[str]] = self.repository.served
         self.smoke_job: k8s.batch.v1.Job | None = None
         if triton.smoke:

@@ -258,7 +258,7 @@ def deployment_manifest(
         "kind": "Deployment",
         "metadata": {"name": pool_resource_name(pool), "namespace": settings.namespace, "labels": labels},
         "spec": {
-            # The HPA owns the replica count after creation (the resource ignores later drift).
+            # KEDA's HPA owns the replica count after creation (the resource ignores later drift).
             "replicas": serving.min_replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector_labels(pool)},

@@ -64,6 +64,8 @@ def build_triton(
             oidc_provider_arn=platform.cluster.oidc_provider.arn,
             oidc_issuer_url=platform.cluster.oidc_issuer_url,
             images=images,
+            slos=plan.slos,
+            voice_slo=plan.settings.monitoring.voice_slo,
             bucket=platform.stores.bucket_name,
             bucket_arn=platform.stores.bucket.arn,
             kms_key_arn=platform.stores.key.arn,

@@ -15,7 +15,8 @@ import pytest
 
 from infra.charts import ChartArchiveError, release_chart
 from platform_spec import versions
-from tests.helm_render import PINS, crds, ignored_keys, python_patterns, render_releases
+from tests.helm_render import PINS, ignored_keys, render_releases, validate_custom_resource
+from tests.helm_render import crd_schemas as crd_schemas_of_the_charts
 from tests.pulumi_harness import run_stack
 
 KUBERNETES = "1.34.0"
@@ -31,13 +32,8 @@ def stack(request):
 
 @pytest.fixture(scope="module")
 def crd_schemas():
-    """(group, version, kind) -> openAPIV3Schema, from the CRDs the charts ship."""
-    schemas = {}
-    for crd in crds(versions.KUBE_PROMETHEUS_STACK_CHART):
-        spec = crd["spec"]
-        for version in spec["versions"]:
-            schema = python_patterns(version["schema"]["openAPIV3Schema"])
-            schemas[(spec["group"], version["name"], spec["names"]["kind"])] = schema
+    schemas = crd_schemas_of_the_charts()
+    assert ("keda.sh", "v1alpha1", "ScaledObject") in schemas
     return schemas
 
 
@@ -45,16 +41,13 @@ def _validate(obj, crd_schemas):
     try:
         kubernetes_validate.validate(obj, KUBERNETES, strict=True)
     except kubernetes_validate.SchemaNotFoundError:
-        group, _, version = obj["apiVersion"].rpartition("/")
-        schema = crd_schemas.get((group, version, obj["kind"]))
-        assert schema is not None, f"{obj['apiVersion']} {obj['kind']} has neither a 1.34 schema nor a CRD here"
-        jsonschema.Draft7Validator(schema).validate(obj)
+        validate_custom_resource(obj)
 
 
 def test_every_release_is_a_vendored_pinned_chart(stack):
     run, releases, _ = stack
     assert set(releases) == {"nvidia-device-plugin", "dcgm-exporter", "kube-prometheus-stack",
-                             "prometheus-adapter", "cluster-autoscaler"}  # fmt: skip
+                             "keda", "cluster-autoscaler"}  # fmt: skip
     for release in releases.values():
         assert release.inputs["chart"] in PINS and "repositoryOpts" not in release.inputs
 
@@ -84,11 +77,23 @@ def test_every_rendered_object_passes_its_schema(stack, crd_schemas):
 
 def test_the_programs_own_custom_resources_pass_their_crds(stack, crd_schemas):
     run, _, _ = stack
-    custom = [r for r in run.registrations if r.type.startswith("kubernetes:monitoring.coreos.com/")]
-    assert custom
+    custom = [r for r in run.registrations if r.type.startswith(("kubernetes:monitoring.coreos.com/",
+                                                                 "kubernetes:keda.sh/"))]  # fmt: skip
+    assert {r.type.rsplit(":", 1)[-1] for r in custom} >= {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
     for registration in custom:
         _, group_version, kind = registration.type.split(":")
         obj = {**json.loads(json.dumps(registration.inputs)), "apiVersion": group_version, "kind": kind}
+        _validate(obj, crd_schemas)
+
+
+def test_a_misspelt_key_in_a_custom_resource_is_refused(stack, crd_schemas):
+    """The API server refuses unknown fields of a custom resource under strict field validation; so does the check."""
+    run, _, _ = stack
+    (scaled,) = [r for r in run.registrations if r.type.endswith(":ScaledObject") and "speech" in r.name]
+    obj = {**json.loads(json.dumps(scaled.inputs)), "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"}
+    _validate(obj, crd_schemas)
+    obj["spec"]["minReplicas"] = obj["spec"].pop("minReplicaCount")
+    with pytest.raises(jsonschema.ValidationError, match="minReplicas"):
         _validate(obj, crd_schemas)
 
 
@@ -171,3 +176,19 @@ def test_the_device_plugins_mps_daemon_stays_inert(stack):
         assert "nvidia.com/mps.capable" not in (group.inputs.get("labels") or {})
     (plugin,) = daemonsets.values()
     assert "nodeSelector" not in plugin["spec"]["template"]["spec"]
+
+
+def test_keda_pods_meet_the_restricted_pod_security_of_their_namespace(stack):
+    run, _, rendered = stack
+    (namespace,) = [r for r in run.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "keda"]
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    pods = [o["spec"]["template"]["spec"] for o in _kind(rendered["keda"], "Deployment")]
+    assert len(pods) == 3
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+        assert not any("hostPath" in v for v in pod.get("volumes") or [])
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+            assert context["seccompProfile"]["type"] == "RuntimeDefault"

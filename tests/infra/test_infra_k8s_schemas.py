@@ -9,11 +9,12 @@ import kubernetes_validate
 import pytest
 
 from platform_spec import versions
+from tests.helm_render import validate_custom_resource
 from tests.monitoring.crd_shapes import prometheus_rule_errors, service_monitor_errors
 from tests.pulumi_harness import kubernetes_manifest, kubernetes_objects
 
 # kubernetes-validate ships no schemas for custom resources: the prometheus-operator kinds are
-# checked structurally against the fields their CRDs require; any other custom kind fails the test.
+# checked structurally against the fields their CRDs require, KEDA's against its CRD; any other custom kind fails.
 CUSTOM_RESOURCE_CHECKS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): service_monitor_errors,
     ("monitoring.coreos.com/v1", "PrometheusRule"): prometheus_rule_errors,
@@ -50,6 +51,9 @@ def test_every_kubernetes_object_passes_the_api_schema(stack_run):
         custom_check = CUSTOM_RESOURCE_CHECKS.get((manifest["apiVersion"], manifest["kind"]))
         if custom_check is not None:
             assert custom_check(manifest) == [], f"{registration.type} {registration.name}"
+            continue
+        if manifest["apiVersion"].startswith("keda.sh/"):
+            validate_custom_resource(manifest)  # KEDA's CRD, strict (tests/helm_render.py)
             continue
         try:
             kubernetes_validate.validate(manifest, SCHEMA_VERSION, strict=True)

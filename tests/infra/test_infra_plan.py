@@ -49,7 +49,7 @@ def test_plan_marks_protected_resources_in_prod(capsys):
     assert len(deployments) == 2
     for line in deployments:
         assert "@sha256:" in line and "nvidia.com/gpu=1" in line and "probes startup/readiness/liveness" in line
-    assert "on triton_queue_ms_per_request target" in out
+    assert "on queue-time > 20; time-to-first-audio > 0.8" in out  # the speech pool's KEDA triggers
     assert "llm_chat tensorrt_llm fp8 for h100 (sm 9.0" in out
     assert "__provider=" not in out  # a dynamic provider's pickled code is not a setting
 

@@ -1,10 +1,11 @@
 """The voice pipeline's per-turn metrics on the real server: turns streamed through ``voice_pipeline`` move the
 waterfall histograms and the counters exactly as they should, a cancelled turn counts as a cancel, a bad request as a
 failure of the ``request`` stage; then a real Prometheus scrapes the server with the platform's rule files and the
-voice recording rules, SLO ratios and the dashboard's voice queries return data."""
+voice recording rules, SLO ratios, the dashboard's voice queries and every pool's KEDA trigger query return data."""
 
 from __future__ import annotations
 
+import math
 import queue
 import re
 import time
@@ -18,8 +19,11 @@ import yaml
 from infra.monitoring.dashboards import build_dashboards, panel_queries
 from infra.monitoring.rule_files import render_rule_files
 from infra.monitoring.slos import LatencySlos
+from infra.triton.autoscaling import pool_triggers, time_to_first_audio_query
 from local.prometheus import Prometheus
 from platform_spec.monitoring import VOICE_TURN_BUCKETS, VoiceSlo
+from platform_spec.serving import triton_settings
+from platform_spec.settings import load_stack_settings
 from tests.model_repo.conftest import TAIL_SILENCE_S, pipeline_inputs, voice_turn
 from tests.monitoring.grafana_vars import expand
 
@@ -128,7 +132,10 @@ def test_prometheus_records_the_waterfall_and_the_slo_ratios(serving, speech_sam
         path.write_text(yaml.safe_dump(content))
         rules.append(path)
     host, _, port = serving.endpoints.metrics_url.removeprefix("http://").partition("/")[0].partition(":")
-    with Prometheus([f"{host}:{port}"], rules=rules) as prometheus:
+    # The target labels the Triton ServiceMonitor gives a pool's series in the cluster, for a pool named "local"
+    # (the pipeline's turn metrics say pool="local" here).
+    labels = {"namespace": "triton", "service": "triton-local"}
+    with Prometheus([f"{host}:{port}"], rules=rules, labels=labels) as prometheus:
         prometheus.wait_for("voice_turn_time_to_first_audio_seconds_count > 0")
         voice_turn(serving, speech_sample, 40)  # a turn while Prometheus watches: the rates move
         for expr in ("pool:voice_turns:rate5m > 0",
@@ -143,3 +150,15 @@ def test_prometheus_records_the_waterfall_and_the_slo_ratios(serving, speech_sam
         assert len(queries) >= 4, "the dashboards show the voice waterfall, the SLO burn and the replicas"
         for query in queries:
             prometheus.query(query)  # evaluates without error
+
+        # Each KEDA trigger of the pools, as the dev stack declares them, returns one finite value here.
+        dev = load_stack_settings("dev")
+        triton = triton_settings(dev)
+        for pool in dev.gpu_pools:
+            local = pool.model_copy(update={"name": "local"})
+            roles = ["pipeline"] if pool.role == "speech" else ["llm"]
+            for trigger in pool_triggers(local, triton.pool(pool.name), triton, roles, LatencySlos(), slo):
+                (sample,) = prometheus.query(trigger["metadata"]["query"])
+                assert math.isfinite(float(sample["value"][1])), trigger
+        (ttfa,) = prometheus.query(time_to_first_audio_query("local"))
+        assert float(ttfa["value"][1]) > 0, "the turns just streamed are in the p95"

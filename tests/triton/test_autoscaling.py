@@ -1,9 +1,8 @@
-"""The HPA's queue-time metric: prometheus-adapter's query, expanded as the adapter expands it for
-the Triton Service, evaluated by the real Prometheus engine (promtool test rules) on Triton's counters."""
+"""The KEDA triggers' queries, evaluated by the real Prometheus engine (promtool test rules) on Triton's counters and
+the voice pipeline's histogram, and the ScaledObjects built from them."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 
@@ -11,7 +10,9 @@ import pytest
 import yaml
 
 from infra import node_autoscaler
+from infra.monitoring.slos import LatencySlos
 from infra.triton import autoscaling
+from platform_spec.monitoring import VoiceSlo
 from platform_spec.serving import PoolServing, TritonSettings, TritonSettingsError, triton_settings
 from platform_spec.settings import load_stack_settings
 
@@ -23,21 +24,20 @@ def _series(metric: str, service: str, model: str, step: float) -> dict:
     return {"series": f"{metric}{{{labels}}}", "values": f"0+{step:g}x40"}
 
 
-def test_adapter_metric_is_request_weighted_across_models(tmp_path):
+def _promtool(tmp_path, rules: list[dict], series: list[dict], checks: list[dict]) -> subprocess.CompletedProcess:
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "keda", "rules": rules}]}))
+    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "15s",
+             "tests": [{"interval": "15s", "input_series": series, "promql_expr_test": checks}]}  # fmt: skip
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    return subprocess.run([PROMTOOL, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_queue_time_trigger_is_request_weighted_across_models_and_zero_when_idle(tmp_path):
     assert PROMTOOL, "promtool (Debian package prometheus) is required"
-    rule = autoscaling.adapter_rule()
-    assert re.fullmatch(rule["name"]["matches"], "nv_inference_queue_duration_us")
-    assert rule["resources"]["overrides"]["service"] == {"resource": "service"}
-
-    def query(service: str) -> str:
-        return autoscaling.expand_adapter_query(
-            rule["metricsQuery"], {"namespace": "triton", "service": service}, "service"
-        )
-
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "adapter", "rules": [
-        {"record": "adapter:speech", "expr": query("triton-speech")},
-        {"record": "adapter:idle", "expr": query("triton-idle")},
-    ]}]}))  # fmt: skip
+    rules = [
+        {"record": "keda:speech", "expr": autoscaling.queue_ms_query("triton", "triton-speech")},
+        {"record": "keda:idle", "expr": autoscaling.queue_ms_query("triton", "triton-idle")},
+    ]
     # Every 15 s: `embed` serves 1500 requests (100/s) that wait 1 ms each, `asr` 15 requests (1/s)
     # that wait 100 ms each. Requests wait (1500*1 + 15*100) / 1515 = 1.980 ms on average; the mean of
     # the per-model means would claim 50.5 ms. Another Service's series must not leak in.
@@ -52,36 +52,68 @@ def test_adapter_metric_is_request_weighted_across_models(tmp_path):
         _series("nv_inference_queue_duration_us", "triton-idle", "vad", 0),
     ]
     weighted = (1500 * 1 + 15 * 100) / 1515
-    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "15s", "tests": [{
-        "interval": "15s",
-        "input_series": series,
-        "promql_expr_test": [
-            {"expr": f"abs(adapter:speech - {weighted!r}) < bool 1e-9", "eval_time": "5m",
-             "exp_samples": [{"labels": '{service="triton-speech"}', "value": 1}]},
-            {"expr": "adapter:idle", "eval_time": "5m",
-             "exp_samples": [{"labels": 'adapter:idle{service="triton-idle"}', "value": 0}]},
-        ],
-    }]}  # fmt: skip
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
-    result = subprocess.run([PROMTOOL, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    checks = [
+        {"expr": f"abs(keda:speech - {weighted!r}) < bool 1e-9", "eval_time": "5m",
+         "exp_samples": [{"labels": "{}", "value": 1}]},
+        {"expr": "keda:idle", "eval_time": "5m", "exp_samples": [{"labels": "keda:idle", "value": 0}]},
+    ]  # fmt: skip
+    result = _promtool(tmp_path, rules, series, checks)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The same data must fail a claim of the unweighted mean: the test above can fail.
+    checks[0]["expr"] = "abs(keda:speech - 50.5) < bool 1e-9"
+    assert _promtool(tmp_path, rules, series, checks).returncode != 0
+
+
+def test_time_to_first_audio_trigger_is_the_pools_p95_and_zero_when_idle(tmp_path):
+    assert PROMTOOL, "promtool (Debian package prometheus) is required"
+    rules = [
+        {"record": "keda:speech", "expr": autoscaling.time_to_first_audio_query("speech")},
+        {"record": "keda:idle", "expr": autoscaling.time_to_first_audio_query("idle")},
+    ]
+    bucket = 'voice_turn_time_to_first_audio_seconds_bucket{{pool="{pool}",pod="p",le="{le}"}}'
+    # 100 turns per 15 s on two pods of pool speech: 90 % within 0.5 s, all within 1 s -> p95 = 0.75 s.
+    series = [
+        {"series": bucket.format(pool="speech", le=le).replace('pod="p"', f'pod="{pod}"'), "values": f"0+{n}x40"}
+        for pod in ("a", "b") for le, n in (("0.5", 45), ("1", 50), ("+Inf", 50))
+    ] + [{"series": bucket.format(pool="idle", le=le), "values": "0+0x40"} for le in ("0.5", "1", "+Inf")]
+    checks = [
+        {"expr": "abs(keda:speech - 0.75) < bool 1e-9", "eval_time": "5m",
+         "exp_samples": [{"labels": "{}", "value": 1}]},  # fmt: skip
+        {"expr": "keda:idle", "eval_time": "5m", "exp_samples": [{"labels": "keda:idle", "value": 0}]},
+    ]
+    result = _promtool(tmp_path, rules, series, checks)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    # The same data must fail a claim of the unweighted mean: the test above can fail.
-    tests["tests"][0]["promql_expr_test"][0]["expr"] = "abs(adapter:speech - 50.5) < bool 1e-9"
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
-    assert subprocess.run([PROMTOOL, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True).returncode != 0
 
-
-def test_hpa_targets_and_behaviour():
+def test_scaled_objects_follow_the_stack_settings_and_slos():
     settings = load_stack_settings("prod")
     triton = triton_settings(settings)
     speech = next(p for p in settings.gpu_pools if p.role == "speech")
-    hpa = autoscaling.hpa_manifest(speech, triton.pool(speech.name), triton)
-    assert hpa["spec"]["metrics"][0]["object"]["target"] == {"type": "Value", "value": "20"}
-    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    serving = triton.pool(speech.name)
+    voice = VoiceSlo(time_to_first_audio_seconds=0.6)
+    triggers = autoscaling.pool_triggers(speech, serving, triton, ["asr", "pipeline", "tts"], LatencySlos(), voice)
+    obj = autoscaling.scaled_object_manifest(speech, serving, triton, triggers)
+    thresholds = {t["name"]: t["metadata"]["threshold"] for t in obj["spec"]["triggers"]}
+    assert thresholds == {"queue-time": "20", "time-to-first-audio": "0.6"}
+    behavior = obj["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == autoscaling.SCALE_DOWN_STABILISATION_S
     fractional = TritonSettings.defaults("dev", settings.gpu_pools, pools={"speech": {"target_queue_ms": 12.5}})
-    hpa = autoscaling.hpa_manifest(speech, fractional.pool("speech"), fractional)
-    assert hpa["spec"]["metrics"][0]["object"]["target"]["value"] == "12500m"
+    triggers = autoscaling.pool_triggers(speech, fractional.pool("speech"), fractional, ["asr"], LatencySlos(), voice)
+    assert [t["metadata"]["threshold"] for t in triggers] == ["12.5"]
+
+
+def test_a_dev_llm_pool_may_scale_to_zero_and_wakes_on_turns():
+    dev = load_stack_settings("dev")
+    triton = triton_settings(dev, {"pools": {"llm": {"min_replicas": 0}}})
+    llm = next(p for p in dev.gpu_pools if p.role == "llm")
+    triggers = autoscaling.pool_triggers(llm, triton.pool("llm"), triton, ["llm"], LatencySlos(), VoiceSlo())
+    obj = autoscaling.scaled_object_manifest(llm, triton.pool("llm"), triton, triggers)
+    assert obj["spec"]["minReplicaCount"] == 0
+    wake = obj["spec"]["triggers"][-1]
+    assert wake["name"] == "wake-on-turns" and wake["metadata"]["threshold"] == autoscaling.WAKE_THRESHOLD
+    for stack, pool in (("dev", "speech"), ("prod", "llm")):
+        with pytest.raises(TritonSettingsError, match="only a dev LLM pool may scale to zero"):
+            triton_settings(load_stack_settings(stack), {"pools": {pool: {"min_replicas": 0}}})
 
 
 def test_cluster_autoscaler_may_scale_only_this_clusters_groups():

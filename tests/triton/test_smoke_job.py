@@ -85,20 +85,22 @@ def test_smoke_reports_an_unreachable_server(capsys):
 
 
 def test_served_metrics_carry_what_the_autoscaler_and_monitoring_read(server):
-    """With the Deployment's flags, Triton exports the counters the adapter rule divides, and the
+    """With the Deployment's flags, Triton exports the counters KEDA's queue-time trigger divides, and the
     latency summaries the monitoring rules read."""
     import urllib.request
 
     from infra.monitoring.monitors import TRITON_METRICS_ARGS
-    from infra.triton.autoscaling import adapter_rule
+    from infra.triton.autoscaling import queue_ms_query
 
     assert smoke_job.main(["--check", f"{server.endpoints.grpc}=vad_like,llm_like", "--wait", "30"]) == 0
     with urllib.request.urlopen(server.endpoints.metrics_url, timeout=10) as response:
         text = response.read().decode()
     families = set(re.findall(r"^# TYPE (\w+) ", text, re.MULTILINE))
-    query = adapter_rule()["metricsQuery"]
-    for counter in re.findall(r"rate\((\w+)\{", query):
-        assert counter in families, f"adapter rule reads {counter}, which Triton does not export"
+    query = queue_ms_query("triton", "triton-speech")
+    counters = re.findall(r"rate\((\w+)\{", query)
+    assert counters
+    for counter in counters:
+        assert counter in families, f"the queue-time trigger reads {counter}, which Triton does not export"
     assert re.search(r'^nv_inference_request_success\{model="vad_like",version="1"\} [1-9]', text, re.MULTILINE)
     assert "nv_inference_request_summary_us" in families  # --metrics-config=summary_latencies=true
     # The first-response histogram (histogram_latencies=true) exists from Triton 2.5x releases on; the

@@ -14,7 +14,7 @@ from engines.source_lock import load_lock
 from infra.monitoring.monitors import service_monitor_selects, triton_service_monitor_spec
 from infra.scheduling import GPU_TAINT_KEY
 from infra.stack_plan import gpu_specs
-from infra.triton import autoscaling, probes
+from infra.triton import probes
 from infra.triton.publication import REPOSITORIES_PREFIX
 from model_repo import catalog
 from model_repo.render import parse_config, render_repository, required_files
@@ -154,31 +154,30 @@ def test_rolling_update_fits_gpu_capacity_and_pdb(triton_run):
         assert pdb["maxUnavailable"] >= 1
         assert pdb["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     registration = next(r for r in triton_run.registrations if r.type == "kubernetes:apps/v1:Deployment")
-    assert "spec.replicas" in registration.ignore_changes  # the HPA owns replicas
+    assert "spec.replicas" in registration.ignore_changes  # KEDA's HPA owns replicas
 
 
-def test_hpa_scales_on_the_adapter_queue_metric_with_stack_bounds(triton_run):
-    hpas = {h["metadata"]["name"]: h for h in k8s(triton_run, "HorizontalPodAutoscaler")}
-    rule = autoscaling.adapter_rule()
+def test_each_pool_scales_through_keda_on_its_slo_signals_with_stack_bounds(triton_run):
+    scaled = {o["metadata"]["name"]: o for o in k8s(triton_run, "ScaledObject")}
     expected = {"dev": {"llm": (1, 2), "speech": (1, 2)}, "prod": {"llm": (2, 16), "speech": (3, 8)}}[triton_run.stack]
+    signals = {"llm": ["queue-time", "llm-first-token"], "speech": ["queue-time", "time-to-first-audio"]}
     for pool, (low, high) in expected.items():
-        spec = hpas[f"triton-{pool}"]["spec"]
-        assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
-        (metric,) = spec["metrics"]
-        assert metric["type"] == "Object"
-        assert metric["object"]["metric"]["name"] == rule["name"]["as"] == autoscaling.QUEUE_METRIC
-        assert metric["object"]["describedObject"] == {"apiVersion": "v1", "kind": "Service", "name": f"triton-{pool}"}
-        assert spec["scaleTargetRef"]["name"] == f"triton-{pool}"
-    adapter = next(
-        r for r in triton_run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "prometheus-adapter"
-    )
-    assert adapter.inputs["version"] == versions.PROMETHEUS_ADAPTER_CHART["version"]
-    assert adapter.inputs["values"]["rules"]["custom"] == [rule]
-    assert adapter.inputs["values"]["prometheus"] == {
-        "url": "http://kps-prometheus.monitoring.svc",
-        "port": 9090,
-        "path": "",
-    }
+        obj = scaled[f"triton-{pool}"]
+        assert obj["apiVersion"] == "keda.sh/v1alpha1"
+        spec = obj["spec"]
+        assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (low, high)
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"triton-{pool}"}
+        assert [t["name"] for t in spec["triggers"]] == signals[pool]
+        for trigger in spec["triggers"]:
+            assert trigger["type"] == "prometheus" and trigger["metricType"] == "Value"
+            assert trigger["metadata"]["serverAddress"] == "http://kps-prometheus.monitoring.svc:9090"
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300  # far longer than a turn
+    assert not k8s(triton_run, "HorizontalPodAutoscaler"), "KEDA makes the HPAs"
+    releases = {r.inputs["name"]: r for r in triton_run.of_type("kubernetes:helm.sh/v3:Release")}
+    assert "prometheus-adapter" not in releases
+    assert releases["keda"].inputs["version"] == versions.KEDA_CHART["version"]
+    assert releases["keda"].inputs["namespace"] == "keda"
     ca = next(
         r for r in triton_run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "cluster-autoscaler"
     )
@@ -379,8 +378,10 @@ def test_every_triton_kubernetes_object_is_schema_valid(triton_run):
                and "triton" in r.name]  # fmt: skip
     kinds = {o["kind"] for o in objects}
     assert kinds >= {"Namespace", "ServiceAccount", "NetworkPolicy", "Deployment", "Service", "PodDisruptionBudget",
-                     "HorizontalPodAutoscaler", "Job"}  # fmt: skip
+                     "ScaledObject", "Job"}  # fmt: skip
     for manifest in objects:
+        if manifest["kind"] == "ScaledObject":
+            continue  # a custom resource: validated against KEDA's CRD in tests/infra/test_chart_rendering.py
         try:
             kubernetes_validate.validate(manifest, SCHEMA_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
