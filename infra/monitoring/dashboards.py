@@ -252,9 +252,12 @@ def voice_pipeline() -> db.Dashboard:
             _stacked(
                 "Turn waterfall: end of speech to first audio (mean per stage, stacked)",
                 "s",
-                "ASR (from the end of speech), retrieval, LLM first token, first phrase, TTS first audio: the stages "
-                "add up to the time to first audio.",
-                [("pool_stage:voice_turn_stage_seconds:mean5m", "{{pool}} {{stage}}")],
+                "Triton's queue before the pipeline takes a turn up, then ASR (from the end of speech), retrieval, "
+                "LLM first token, first phrase, TTS first audio: the stages add up to the time to first audio.",
+                [
+                    ('role:triton_queue_seconds:mean5m{role="pipeline"}', "queue before the pipeline"),
+                    ("pool_stage:voice_turn_stage_seconds:mean5m", "{{pool}} {{stage}}"),
+                ],
             )
         )
         .with_panel(

@@ -1,8 +1,11 @@
 """What a caller feels of a voice turn, as Triton custom metrics (the Python backend's ``pb_utils.MetricFamily``),
 exported on the server's metrics port beside Triton's own series and scraped by the same ServiceMonitor.
 
-The clock starts at the **end of speech**: when the request reached the model, less the trailing silence VAD found
-after the last speech (the caller's endpointer waited that long before it sent the utterance). Marks along the turn:
+The clock starts at the **end of speech**: when the pipeline's instance took the request up, less the trailing silence
+VAD found after the last speech (the caller's endpointer waited that long before it sent the utterance). A request
+that waited in Triton's queue for a busy pipeline instance waited before that: the Python backend gives a model no
+arrival time, so that wait is Triton's ``nv_inference_queue_duration_us{model="voice_pipeline"}``, shown on top of
+the waterfall in the dashboard and a trigger of the pool's autoscaling (queue time). Marks along the turn:
 
     end of speech -> transcript -> LLM request -> first token -> first phrase to TTS -> first audio chunk -> final
 
