@@ -13,7 +13,13 @@ optional ``LORA_NAME`` input picks an adapter per request; without it the base m
 Files: the quantized checkpoint in ``<checkpoint_dir>/`` (HF layout + ModelOpt FP8 scales, from the
 engine build). Parameters: ``checkpoint_dir``, ``llm_backend``, ``tensor_parallel_size``,
 ``kv_cache_free_gpu_memory_fraction``, ``max_num_tokens``, ``max_seq_len``, ``max_inflight_requests``,
-``max_new_tokens_default`` (256), ``max_new_tokens_limit`` (4096), ``max_lora_rank`` (64).
+``max_new_tokens_default`` (256), ``max_new_tokens_limit`` (4096), ``max_lora_rank`` (64), ``prompt_format``
+(``chat``, the default: the request's text is the user's message, formatted with the checkpoint's own chat template
+from its ``tokenizer_config.json``; ``completion``: the text goes to the model as it is).
+
+The prompt is tokenized here, with the checkpoint's tokenizer (transformers), and handed to TensorRT-LLM as token
+ids: whether TensorRT-LLM's tokenizer wrapper (``LLM.tokenizer``) exposes the chat template is not something to build
+on, and text with the template's begin-of-text token would get a second one when TensorRT-LLM tokenized it again.
 Needs the Triton TensorRT-LLM image (``tensorrt_llm`` importable); it cannot run on a CPU machine.
 """
 
@@ -79,8 +85,19 @@ class TritonPythonModel:
                 max_loras=len(self.adapters),
                 max_cpu_loras=len(self.adapters),
             )
+        self.prompt_format = params.get("prompt_format", "chat")
+        if self.prompt_format not in ("chat", "completion"):
+            raise RuntimeError(f"parameter prompt_format is {self.prompt_format!r}; use chat or completion")
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+        if self.prompt_format == "chat" and not getattr(self.tokenizer, "chat_template", None):
+            raise RuntimeError(
+                f"{checkpoint}/tokenizer_config.json has no chat_template: an instruct model fed raw text answers "
+                "badly; ship the instruct checkpoint's tokenizer files, or set the parameter prompt_format to "
+                "completion for a base model"
+            )
         self.llm = LLM(**options)
-        self.tokenizer = self.llm.tokenizer
         self.inflight = asyncio.Semaphore(int(params.get("max_inflight_requests", "64")))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="llm-stream", daemon=True)
@@ -108,11 +125,14 @@ class TritonPythonModel:
         )
         temperature = triton.optional_number(request, "TEMPERATURE", 1.0, 0.0, 10.0, cast=float)
         prompt = prompts[0]
-        if getattr(self.tokenizer, "chat_template", None):  # instruct models answer in their chat format
-            prompt = self.tokenizer.apply_chat_template(
+        if self.prompt_format == "chat":  # an instruct model answers in its chat format
+            text = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
-        needed = len(self.tokenizer.encode(prompt))
+            token_ids = self.tokenizer.encode(text, add_special_tokens=False)  # the template has the BOS token
+        else:
+            token_ids = self.tokenizer.encode(prompt)
+        needed = len(token_ids)
         if needed + max_tokens > self.max_seq_len:
             raise BadRequest(
                 f"TEXT_INPUT is {needed} tokens; with MAX_TOKENS={max_tokens} it exceeds the {self.max_seq_len}-token "
@@ -121,7 +141,7 @@ class TritonPythonModel:
         sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature) if temperature > 0 else (
             SamplingParams(max_tokens=max_tokens, top_k=1)
         )  # fmt: skip
-        return prompt, sampling, self._lora(request)
+        return token_ids, sampling, self._lora(request)
 
     def _lora(self, request):
         names = triton.input_array(request, "LORA_NAME", required=False) if self.adapters else None
@@ -134,12 +154,12 @@ class TritonPythonModel:
 
         return LoRARequest(name, sorted(self.adapters).index(name) + 1, str(self.adapters[name]))
 
-    async def _stream(self, sender, prompt, sampling, lora) -> None:
+    async def _stream(self, sender, token_ids, sampling, lora) -> None:
         cancelled = getattr(sender, "is_cancelled", lambda: False)
         sent = 0
         try:
             async with self.inflight:
-                generation = self.llm.generate_async(prompt, sampling, streaming=True, lora_request=lora)
+                generation = self.llm.generate_async(token_ids, sampling, streaming=True, lora_request=lora)
                 async for output in generation:
                     if cancelled():
                         generation.abort()

@@ -1,0 +1,116 @@
+"""The gpu LLM model's serving code in the real Triton Python backend, around a stand-in for TensorRT-LLM's LLM API
+(tests/model_repo/trtllm_standin: same names and shapes, it echoes the token ids it is given, decoded).
+
+Checked: a chat request reaches the model formatted with the checkpoint's own chat template (from its
+tokenizer_config.json, not TensorRT-LLM's tokenizer wrapper), as token ids with exactly one begin-of-text token; the
+answer streams in pieces and ends with the final flag; ``prompt_format: completion`` sends the text as it is; a chat
+model whose checkpoint has no chat template refuses to load and says why. Not run: TensorRT-LLM itself (no GPU here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tritonclient.grpc import model_config_pb2 as mc
+
+from model_repo import catalog, render
+from model_repo.local_server import TritonServer
+
+pytestmark = pytest.mark.triton
+
+PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
+STAND_IN = Path(__file__).resolve().parent / "trtllm_standin"
+SPECIAL = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+# Llama 3.1's chat layout (its template, without the tool-calling and date branches).
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def write_checkpoint(directory: Path, chat_template: str | None) -> None:
+    """A Llama-layout checkpoint's tokenizer files: byte-level BPE, Llama 3's special tokens, the chat template."""
+    directory.mkdir(parents=True)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokenizer = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(SPECIAL)
+    tokenizer.save(str(directory / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": SPECIAL[0], "eos_token": SPECIAL[3]}
+    if chat_template is not None:
+        config["chat_template"] = chat_template
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+
+
+def add_model(repo: Path, name: str, chat_template: str | None, prompt_format: str | None = None) -> None:
+    config = render.model_config(catalog.CATALOG["llm_chat"], "gpu")
+    config.name = name
+    config.instance_group[0].kind = mc.ModelInstanceGroup.KIND_CPU
+    del config.instance_group[0].gpus[:]
+    if prompt_format is not None:
+        config.parameters["prompt_format"].string_value = prompt_format
+    (repo / name).mkdir()
+    (repo / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    shutil.copytree(PYTHON_MODELS / "gpu" / "llm", repo / name / "1")
+    shutil.copytree(PYTHON_MODELS / "_common", repo / name / "1" / "_common")
+    # The stand-in beside the model, where the backend's stub imports from (it does not read PYTHONPATH).
+    shutil.copytree(STAND_IN / "tensorrt_llm", repo / name / "1" / "tensorrt_llm")
+    write_checkpoint(repo / name / "1" / "checkpoint", chat_template)
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("gpu-llm")
+    add_model(repo, "llm_chat", CHAT_TEMPLATE)
+    add_model(repo, "llm_raw", CHAT_TEMPLATE, prompt_format="completion")
+    add_model(repo, "llm_untemplated", None)
+    server = TritonServer(repo, model_control_mode="explicit", load_models=["llm_chat", "llm_raw"],
+                          work_dir=tmp_path_factory.mktemp("gpu-llm-server"), startup_timeout_s=120)  # fmt: skip
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _answer(server, model: str, text: str) -> list:
+    from tests.model_repo.conftest import Serving
+
+    inputs = {"TEXT_INPUT": np.array([text.encode()], dtype=np.object_), "MAX_TOKENS": np.array([16], np.int32)}
+    return Serving(server).stream(model, inputs)
+
+
+def test_a_chat_request_is_formatted_with_the_checkpoints_chat_template(llm_server):
+    responses = _answer(llm_server, "llm_chat", "what is my balance")
+    assert responses[-1].final and not responses[-1].outputs
+    pieces = [r.outputs["TEXT_OUTPUT"][0].decode() for r in responses[:-1]]
+    assert len(pieces) > 1, "the answer streams in pieces"
+    echoed = "".join(pieces)
+    assert echoed.endswith(
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nwhat is my balance<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    ), echoed
+    assert echoed.count("<|begin_of_text|>") == 1, "one begin-of-text token, not one from the template and another"
+
+
+def test_completion_format_sends_the_text_as_it_is(llm_server):
+    echoed = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in _answer(llm_server, "llm_raw", "Once upon")[:-1])
+    assert echoed.endswith(":Once upon") and "<|start_header_id|>" not in echoed
+
+
+def test_a_chat_model_without_a_chat_template_refuses_to_load(llm_server):
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(llm_server.endpoints.http)
+    with pytest.raises(Exception, match=r"tokenizer_config.json has no chat_template: an instruct model fed raw"):
+        client.load_model("llm_untemplated")
+    assert client.is_model_ready("llm_chat")
