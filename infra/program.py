@@ -35,7 +35,7 @@ from platform_spec.settings import Settings, settings_from_pulumi_config
 
 # Version of the stack-outputs contract (docs/outputs.md, docs/outputs.contract.json). Consumers
 # check it before reading the others; bump the major for a rename or removal, the minor for an addition.
-OUTPUTS_VERSION = "1.1.0"
+OUTPUTS_VERSION = "1.2.0"
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,8 @@ def build(settings: Settings) -> dict[str, Any]:
     before the first resource."""
     plan = plan_stack(settings)
     serving = plan.serving
+    for pool_plan in plan.llm_memory:
+        pulumi.log.info(f"GPU memory plan: {pool_plan.describe()}")
 
     platform = build_platform(settings)
     build_access = EngineBuildAccess(
@@ -244,6 +246,7 @@ def build(settings: Settings) -> dict[str, Any]:
         **stack_outputs(platform),
         **triton.outputs,
         "engineKeys": {f"{engine}@{pool}": d.resource.key for (engine, pool), d in engines.items()},
+        "llmMemoryPlan": {p.pool: p.to_output() for p in plan.llm_memory},
         "grafanaUrl": monitoring.grafana_url,
         "prometheusUrl": monitoring.prometheus_url,
         "alertmanagerUrl": monitoring.alertmanager_url,

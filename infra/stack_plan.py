@@ -18,6 +18,7 @@ from engines.source_lock import SourceLock, load_lock
 from infra.monitoring.slos import LatencySlos
 from model_repo import catalog
 from platform_spec import gpus
+from platform_spec.llm_memory import PoolMemoryPlan, plan_pool
 from platform_spec.quantities import quantity
 from platform_spec.serving import TritonSettings
 from platform_spec.settings import REPO_ROOT, GpuPool, Settings, SettingsError
@@ -35,6 +36,7 @@ class StackPlan:
     lock: SourceLock  # catalog source URI -> pinned store bytes
     engines: tuple[PlannedEngine, ...]  # one per (engine, GPU pool serving it)
     slos: LatencySlos
+    llm_memory: tuple[PoolMemoryPlan, ...] = ()  # per LLM pool: the models on its GPU and their memory
 
     @property
     def serving(self) -> TritonSettings:
@@ -49,12 +51,13 @@ def plan_stack(settings: Settings) -> StackPlan:
     engines = tuple(plan_engines(models, settings.gpu_pools, lock, settings.llm_variants))
     check_builds_fit(engines, settings.gpu_pools)
     check_serving_fits(settings)
+    llm_memory = plan_llm_memory(settings, served)
     # Last of the checks: the values only the team can know (admins, the deployer's network path), after
     # the engine sources, whose bootstrap creates the store these values are needed for.
     blockers = settings.deploy_blockers()
     if blockers:
         raise SettingsError("stack config (what only your team can set before the first preview)", blockers)
-    return StackPlan(settings, models, served, lock, engines, latency_slos(models))
+    return StackPlan(settings, models, served, lock, engines, latency_slos(models), llm_memory)
 
 
 def gpu_specs(models: Sequence[catalog.ModelSpec]) -> tuple[catalog.ModelSpec, ...]:
@@ -106,6 +109,31 @@ def check_serving_fits(settings: Settings) -> None:
                 )
     if problems:
         raise TritonConfigError("Triton pods fit no node:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def plan_llm_memory(settings: Settings, served: Sequence[catalog.ModelSpec]) -> tuple[PoolMemoryPlan, ...]:
+    """Each LLM pool's GPU holds every LLM instance placed on it (platform_spec.llm_memory); otherwise the second
+    model's KV cache would not fit and its pod would restart forever. In ``llm_variants: lora`` mode a LoRA variant
+    is an adapter of its base, not a model of its own."""
+    llms = [m for m in served if m.role == "llm" and not (settings.llm_variants == "lora" and m.lora is not None)]
+    plans, problems = [], []
+    for pool in settings.gpu_pools:
+        placed = [m for m in llms if m.pool == pool.role]
+        if not placed:
+            continue
+        plan = plan_pool(pool.name, pool.gpu_sku, [
+            (m.name, m.precision_in_use, int(m.target("gpu").parameters["kv_cache_max_tokens"])) for m in placed
+        ])  # fmt: skip
+        plans.append(plan)
+        if not plan.fits:
+            problems.append(
+                f"{plan.describe()}: over the {plan.usable_gib:.1f} GiB usable. Use a GPU with more memory "
+                f"(gpuPools[{pool.name}].gpuSku and instanceTypes), FP8 precision, fewer KV-cache tokens "
+                "(the kv_cache_max_tokens override of the model), or llmVariants: lora (one base model)"
+            )
+    if problems:
+        raise TritonConfigError("LLM models do not fit their GPU:\n" + "\n".join(f"  - {p}" for p in problems))
+    return tuple(plans)
 
 
 def _fits(need: BuildResources, node: gpus.NodeCapacity) -> bool:

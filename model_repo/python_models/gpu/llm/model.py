@@ -11,7 +11,7 @@ LoRA mode (``lora_adapters`` parameter, JSON ``{name: uri}``, adapters synced to
 optional ``LORA_NAME`` input picks an adapter per request; without it the base model answers.
 
 Files: the quantized checkpoint in ``<checkpoint_dir>/`` (HF layout + ModelOpt FP8 scales, from the
-engine build). Parameters: ``checkpoint_dir``, ``llm_backend``, ``tensor_parallel_size``,
+engine build). Parameters: ``checkpoint_dir``, ``llm_backend``, ``tensor_parallel_size``, ``kv_cache_max_tokens``,
 ``kv_cache_free_gpu_memory_fraction``, ``max_num_tokens``, ``max_seq_len``, ``max_inflight_requests``,
 ``max_new_tokens_default`` (256), ``max_new_tokens_limit`` (4096), ``max_lora_rank`` (64), ``prompt_format``
 (``chat``, the default: the request's text is the user's message, formatted with the checkpoint's own chat template
@@ -67,8 +67,11 @@ class TritonPythonModel:
             "model": str(checkpoint),
             "backend": params.get("llm_backend", "pytorch"),
             "tensor_parallel_size": int(params.get("tensor_parallel_size", "1")),
+            # A fixed token budget (the stack plan's GPU memory plan counts it) and the fraction as a safety net:
+            # TensorRT-LLM takes the smaller, so two models on one GPU do not each claim 90 % of it.
             "kv_cache_config": KvCacheConfig(
-                free_gpu_memory_fraction=float(params.get("kv_cache_free_gpu_memory_fraction", "0.85"))
+                max_tokens=int(params["kv_cache_max_tokens"]) if params.get("kv_cache_max_tokens") else None,
+                free_gpu_memory_fraction=float(params.get("kv_cache_free_gpu_memory_fraction", "0.85")),
             ),
             "max_num_tokens": int(params.get("max_num_tokens", "8192")),
             "max_seq_len": self.max_seq_len,

@@ -59,7 +59,8 @@ class LLM:
         if not isinstance(inputs, list) or not all(isinstance(i, int) for i in inputs):
             raise TypeError("this stand-in expects token ids, as the serving model sends them")
         prompt = self._tokenizer.decode(inputs, skip_special_tokens=False)
-        return _Generation(f"ECHO[{len(inputs)}]:{prompt}", pieces=4)
+        kv = RECORDED["options"].get("kv_cache_config")
+        return _Generation(f"ECHO[{len(inputs)},kv_max_tokens={getattr(kv, 'max_tokens', None)}]:{prompt}", pieces=4)
 
     def shutdown(self) -> None:
         return None
