@@ -128,8 +128,8 @@ def plan_llm_memory(settings: Settings, served: Sequence[catalog.ModelSpec]) -> 
         if not plan.fits:
             problems.append(
                 f"{plan.describe()}: over the {plan.usable_gib:.1f} GiB usable. Use a GPU with more memory "
-                f"(gpuPools[{pool.name}].gpuSku and instanceTypes), FP8 precision, fewer KV-cache tokens "
-                "(the kv_cache_max_tokens override of the model), or llmVariants: lora (one base model)"
+                f"(gpuPools[{pool.name}].gpuSku and instanceTypes), FP8 precision where the GPU has it, or "
+                "llmVariants: lora (one base model serves both variants)"
             )
     if problems:
         raise TritonConfigError("LLM models do not fit their GPU:\n" + "\n".join(f"  - {p}" for p in problems))

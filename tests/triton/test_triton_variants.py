@@ -62,11 +62,14 @@ def test_fp8_llm_on_a_gpu_without_fp8_fails_before_any_triton_resource(triton_bu
     assert "gpuPools[llm]: model 'llm_chat': precision fp8 needs FP8 tensor cores, which a10g lacks" in str(run.error)
     assert _triton_registrations(run) == []
 
+    # BF16 passes the precision check, and then the GPU memory plan says why an A10G still cannot host the pair.
     bf16 = {"llm_chat": {"precision": "bf16"}, "llm_support": {"precision": "bf16"}}
     run = run_triton_stack(
         "dev", triton_build_root, config_changes={"triton-platform:gpuPools": pools, "triton-platform:models": bf16}
     )
-    run.raise_error()
+    assert isinstance(run.error, TritonConfigError) and "precision fp8" not in str(run.error)
+    assert "LLM models do not fit their GPU" in str(run.error) and "GPU pool 'llm' (a10g, 24 GiB" in str(run.error)
+    assert _triton_registrations(run) == []
 
 
 def test_a_pool_without_models_fails_before_any_triton_resource(triton_build_root):
