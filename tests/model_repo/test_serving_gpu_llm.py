@@ -102,12 +102,13 @@ def test_a_chat_request_is_formatted_with_the_checkpoints_chat_template(llm_serv
     assert echoed.count("<|begin_of_text|>") == 1, "one begin-of-text token, not one from the template and another"
 
 
-def test_the_kv_cache_token_budget_reaches_tensorrt_llm(llm_server):
-    """The model's kv_cache_max_tokens (what the stack's GPU memory plan counts) is KvCacheConfig.max_tokens; the
-    stand-in reports the options it was built with in its answer's prefix."""
+def test_the_kv_cache_budget_and_dtype_reach_tensorrt_llm(llm_server):
+    """The model's kv_cache_max_tokens (what the stack's GPU memory plan counts) is KvCacheConfig.max_tokens, and an
+    FP8 checkpoint gets an FP8 KV cache (the plan counts 64 KiB a token); the stand-in reports both."""
     echoed = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in _answer(llm_server, "llm_chat", "hi")[:-1])
-    budget = catalog.CATALOG["llm_chat"].target("gpu").parameters["kv_cache_max_tokens"]
-    assert f"kv_max_tokens={budget}" in echoed, echoed
+    spec = catalog.CATALOG["llm_chat"]
+    assert spec.precision_in_use == "fp8"
+    assert f"kv_max_tokens={spec.target('gpu').parameters['kv_cache_max_tokens']},kv_dtype=fp8" in echoed, echoed
 
 
 def test_completion_format_sends_the_text_as_it_is(llm_server):

@@ -69,9 +69,12 @@ class TritonPythonModel:
             "tensor_parallel_size": int(params.get("tensor_parallel_size", "1")),
             # A fixed token budget (the stack plan's GPU memory plan counts it) and the fraction as a safety net:
             # TensorRT-LLM takes the smaller, so two models on one GPU do not each claim 90 % of it.
+            # FP8 KV cache with an FP8 checkpoint (FP8 precision passes the plan's check only on GPUs with FP8):
+            # half the memory per token, as the GPU memory plan counts it; otherwise the checkpoint's own dtype.
             "kv_cache_config": KvCacheConfig(
                 max_tokens=int(params["kv_cache_max_tokens"]) if params.get("kv_cache_max_tokens") else None,
                 free_gpu_memory_fraction=float(params.get("kv_cache_free_gpu_memory_fraction", "0.85")),
+                dtype="fp8" if params.get("precision") == "fp8" else "auto",
             ),
             "max_num_tokens": int(params.get("max_num_tokens", "8192")),
             "max_seq_len": self.max_seq_len,

@@ -60,7 +60,8 @@ class LLM:
             raise TypeError("this stand-in expects token ids, as the serving model sends them")
         prompt = self._tokenizer.decode(inputs, skip_special_tokens=False)
         kv = RECORDED["options"].get("kv_cache_config")
-        return _Generation(f"ECHO[{len(inputs)},kv_max_tokens={getattr(kv, 'max_tokens', None)}]:{prompt}", pieces=4)
+        facts = f"kv_max_tokens={getattr(kv, 'max_tokens', None)},kv_dtype={getattr(kv, 'dtype', None)}"
+        return _Generation(f"ECHO[{len(inputs)},{facts}]:{prompt}", pieces=4)
 
     def shutdown(self) -> None:
         return None
