@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     report = {
         "command": " ".join(["python", "bench/voice_waterfall.py", *(argv if argv is not None else sys.argv[1:])]),
-        "device": f"cpu: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "note": "CPU target: ASR and LLM are random-weight models of the real architectures (not trained)",
         "results": results,
     }

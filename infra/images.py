@@ -67,12 +67,14 @@ class ImageRecipe:
     def docker_dir(self) -> str:
         return self.dockerfile.parent.as_posix()
 
+    def staging_dir(self, parent: Path = DEFAULT_STAGING_PARENT) -> Path:
+        """Where this recipe's build contexts are staged: ``<parent>/<name>-image-context``."""
+        return Path(parent) / f"{self.name}-image-context"
+
 
 TRITON = ImageRecipe("triton", Path("docker/triton/Dockerfile"), CONTEXT_PATHS, BASE_IMAGES)
 ENGINE_BUILDER = ImageRecipe("engine-builder", Path("docker/engine-builder/Dockerfile"), ("docker/engine-builder",),
                              BUILD_IMAGE_BASES, tag_prefix="engine-builder-")  # fmt: skip
-DOCKERFILE = TRITON.dockerfile
-DEFAULT_CONTEXT_ROOT = DEFAULT_STAGING_PARENT / "triton-image-context"
 
 
 class ImageError(ValueError):
@@ -118,15 +120,16 @@ def context_digest(root: Path = REPO_ROOT, files: Iterable[Path] | None = None, 
 
 
 def stage_context(
-    root: Path = REPO_ROOT, staging_root: Path = DEFAULT_CONTEXT_ROOT, recipe: ImageRecipe = TRITON
+    root: Path = REPO_ROOT, staging_root: Path | None = None, recipe: ImageRecipe = TRITON
 ) -> tuple[Path, str]:
-    """Copy the context files into ``staging_root/<digest>`` (reused when present); return it and the digest."""
+    """Copy the context files into ``staging_root/<digest>`` (default: the recipe's staging directory), reused when
+    present; return it and the digest."""
+    staging_root = recipe.staging_dir() if staging_root is None else Path(staging_root)
     files = context_files(root, recipe)
     digest = context_digest(root, files)
-    final = Path(staging_root) / digest[:16]
+    final = staging_root / digest[:16]
     if final.is_dir() and context_digest(final, context_files(final, recipe)) == digest:
         return final, digest
-    staging_root = Path(staging_root)
     staging_root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_root))
     try:
@@ -185,8 +188,7 @@ class PlatformImage(pulumi.ComponentResource):
             raise ImageError(f"{recipe.name} image flavour {args.flavour!r}: use one of {sorted(recipe.base_images)}")
         if not (Path(args.context_root) / recipe.dockerfile).is_file():
             raise ImageError(f"{Path(args.context_root) / recipe.dockerfile} does not exist; the image needs it")
-        staging = args.staging_root or DEFAULT_STAGING_PARENT / f"{recipe.name}-image-context"
-        context, digest = stage_context(Path(args.context_root), Path(staging), recipe)
+        context, digest = stage_context(Path(args.context_root), args.staging_root, recipe)
         self.tag = image_tag(args.flavour, digest, recipe)
 
         token = aws.ecr.get_authorization_token_output(
@@ -231,7 +233,7 @@ def declare_images(
         images[(recipe.name, flavour)] = PlatformImage(
             f"{name}-{recipe.tag_prefix}image-{flavour}",
             ImageArgs(repository_url, registry_id, flavour, recipe, context_root,
-                      staging_parent / f"{recipe.name}-image-context"),  # fmt: skip
+                      recipe.staging_dir(staging_parent)),  # fmt: skip
             opts=opts,
         )
     return images

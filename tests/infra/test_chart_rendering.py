@@ -15,8 +15,7 @@ import pytest
 
 from infra.charts import ChartArchiveError, release_chart
 from platform_spec import versions
-from tests.helm_render import PINS, ignored_keys, render_releases, validate_custom_resource
-from tests.helm_render import crd_schemas as crd_schemas_of_the_charts
+from tests.helm_render import PINS, crd_schemas, ignored_keys, render_releases, validate_custom_resource
 from tests.pulumi_harness import run_stack
 
 KUBERNETES = "1.34.0"
@@ -30,14 +29,13 @@ def stack(request):
     return run, {n: r for n, (r, _) in both.items()}, {n: objects for n, (_, objects) in both.items()}
 
 
-@pytest.fixture(scope="module")
-def crd_schemas():
-    schemas = crd_schemas_of_the_charts()
+def test_the_charts_ship_the_crds_of_every_custom_kind_the_platform_uses():
+    schemas = crd_schemas()
     assert ("keda.sh", "v1alpha1", "ScaledObject") in schemas
-    return schemas
+    assert ("monitoring.coreos.com", "v1", "ServiceMonitor") in schemas
 
 
-def _validate(obj, crd_schemas):
+def _validate(obj):
     try:
         kubernetes_validate.validate(obj, KUBERNETES, strict=True)
     except kubernetes_validate.SchemaNotFoundError:
@@ -67,15 +65,15 @@ def test_the_ignored_key_check_catches_a_renamed_key(stack):
         "alertmanager.alertmanagerSpecc", "prometheus-node-exporter.tolerationz"]  # fmt: skip
 
 
-def test_every_rendered_object_passes_its_schema(stack, crd_schemas):
+def test_every_rendered_object_passes_its_schema(stack):
     _, _, rendered = stack
     for name, objects in rendered.items():
         assert objects, name
         for obj in objects:
-            _validate(obj, crd_schemas)
+            _validate(obj)
 
 
-def test_the_programs_own_custom_resources_pass_their_crds(stack, crd_schemas):
+def test_the_programs_own_custom_resources_pass_their_crds(stack):
     run, _, _ = stack
     custom = [r for r in run.registrations if r.type.startswith(("kubernetes:monitoring.coreos.com/",
                                                                  "kubernetes:keda.sh/"))]  # fmt: skip
@@ -83,18 +81,18 @@ def test_the_programs_own_custom_resources_pass_their_crds(stack, crd_schemas):
     for registration in custom:
         _, group_version, kind = registration.type.split(":")
         obj = {**json.loads(json.dumps(registration.inputs)), "apiVersion": group_version, "kind": kind}
-        _validate(obj, crd_schemas)
+        _validate(obj)
 
 
-def test_a_misspelt_key_in_a_custom_resource_is_refused(stack, crd_schemas):
+def test_a_misspelt_key_in_a_custom_resource_is_refused(stack):
     """The API server refuses unknown fields of a custom resource under strict field validation; so does the check."""
     run, _, _ = stack
     (scaled,) = [r for r in run.registrations if r.type.endswith(":ScaledObject") and "speech" in r.name]
     obj = {**json.loads(json.dumps(scaled.inputs)), "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"}
-    _validate(obj, crd_schemas)
+    _validate(obj)
     obj["spec"]["minReplicas"] = obj["spec"].pop("minReplicaCount")
     with pytest.raises(jsonschema.ValidationError, match="minReplicas"):
-        _validate(obj, crd_schemas)
+        _validate(obj)
 
 
 def test_a_chart_archive_that_is_not_the_pinned_one_is_refused():

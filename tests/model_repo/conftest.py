@@ -13,15 +13,19 @@ from __future__ import annotations
 import json
 import queue
 import re
+import shutil
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
 
 from local.speech_sample import SpeechSample
 from local.speech_sample import speech_sample as make_speech_sample
@@ -180,3 +184,25 @@ def serving(triton) -> Serving:
 def model_configs(serving) -> dict[str, dict]:
     """The configs as the running server reports them (not as we rendered them)."""
     return {name: serving.http.get_model_config(name) for name in catalog.CATALOG}
+
+
+PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
+
+
+def gpu_model_on_cpu(
+    repo: Path, spec: catalog.ModelSpec, *, name: str | None = None, parameters: Mapping[str, str] | None = None
+) -> Path:
+    """``spec``'s gpu-target config and Python model under ``repo/<name>`` (default: the model's name), its instance
+    moved to the CPU and ``parameters`` added; returns the version directory (``1/``)."""
+    config = render.model_config(spec, "gpu")
+    config.name = name or spec.name
+    config.instance_group[0].kind = mc.ModelInstanceGroup.KIND_CPU
+    del config.instance_group[0].gpus[:]
+    for key, value in (parameters or {}).items():
+        config.parameters[key].string_value = value
+    (repo / config.name).mkdir(parents=True, exist_ok=True)
+    (repo / config.name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    version = repo / config.name / "1"
+    shutil.copytree(PYTHON_MODELS / spec.target("gpu").python_model, version, dirs_exist_ok=True)
+    shutil.copytree(PYTHON_MODELS / "_common", version / "_common")
+    return version

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from google.protobuf import text_format
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from tritonclient.grpc import model_config_pb2 as mc
 
-from model_repo import catalog, render
+from model_repo import catalog
 from model_repo.local_server import TritonServer
+from tests.model_repo.conftest import gpu_model_on_cpu
 
 pytestmark = pytest.mark.triton
 
-PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
 STAND_IN = Path(__file__).resolve().parent / "trtllm_standin"
 SPECIAL = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 # Llama 3.1's chat layout (its template, without the tool-calling and date branches).
@@ -52,19 +50,11 @@ def write_checkpoint(directory: Path, chat_template: str | None) -> None:
 
 
 def add_model(repo: Path, name: str, chat_template: str | None, prompt_format: str | None = None) -> None:
-    config = render.model_config(catalog.CATALOG["llm_chat"], "gpu")
-    config.name = name
-    config.instance_group[0].kind = mc.ModelInstanceGroup.KIND_CPU
-    del config.instance_group[0].gpus[:]
-    if prompt_format is not None:
-        config.parameters["prompt_format"].string_value = prompt_format
-    (repo / name).mkdir()
-    (repo / name / "config.pbtxt").write_text(text_format.MessageToString(config))
-    shutil.copytree(PYTHON_MODELS / "gpu" / "llm", repo / name / "1")
-    shutil.copytree(PYTHON_MODELS / "_common", repo / name / "1" / "_common")
+    parameters = {"prompt_format": prompt_format} if prompt_format is not None else None
+    version = gpu_model_on_cpu(repo, catalog.CATALOG["llm_chat"], name=name, parameters=parameters)
     # The stand-in beside the model, where the backend's stub imports from (it does not read PYTHONPATH).
-    shutil.copytree(STAND_IN / "tensorrt_llm", repo / name / "1" / "tensorrt_llm")
-    write_checkpoint(repo / name / "1" / "checkpoint", chat_template)
+    shutil.copytree(STAND_IN / "tensorrt_llm", version / "tensorrt_llm")
+    write_checkpoint(version / "checkpoint", chat_template)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from model_repo import catalog, render
 from model_repo.local_server import TritonServer
+from tests.model_repo.conftest import gpu_model_on_cpu
 
 PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
 
@@ -215,15 +216,9 @@ def gpu_embed_server(tmp_path_factory, cpu_repository):
     shutil.copytree(PYTHON_MODELS / "_common", repo / "embed" / "1" / "_common")
     (repo / engine.name / "1" / "model.py").write_text(ENGINE_STAND_IN)
     # The gpu LLM model, to prove it refuses to load with a clear error where TensorRT-LLM is absent.
-    llm = catalog.CATALOG["llm_chat"]
-    (repo / llm.name / "1" / "checkpoint").mkdir(parents=True)
-    (repo / llm.name / "1" / "checkpoint" / "config.json").write_text("{}")
-    llm_config = render.model_config(llm, "gpu")
-    llm_config.instance_group[0].kind = mc.ModelInstanceGroup.KIND_CPU
-    del llm_config.instance_group[0].gpus[:]
-    (repo / llm.name / "config.pbtxt").write_text(text_format.MessageToString(llm_config))
-    shutil.copytree(PYTHON_MODELS / "gpu" / "llm", repo / llm.name / "1", dirs_exist_ok=True)
-    shutil.copytree(PYTHON_MODELS / "_common", repo / llm.name / "1" / "_common")
+    llm_version = gpu_model_on_cpu(repo, catalog.CATALOG["llm_chat"])
+    (llm_version / "checkpoint").mkdir()
+    (llm_version / "checkpoint" / "config.json").write_text("{}")
 
     server = TritonServer(repo, model_control_mode="explicit", load_models=["embed", engine.name],
                           work_dir=tmp_path_factory.mktemp("gpu-embed-server"), startup_timeout_s=120)  # fmt: skip

@@ -143,9 +143,10 @@ def base_provided() -> dict[str, set[str]]:
     return result
 
 
-def requirements(flavour: str) -> dict[str, str]:
+def requirements(flavour: str, directory: Path = DOCKER_DIR) -> dict[str, str]:
+    """``<directory>/requirements-<flavour>.txt`` as distribution name -> pinned version (every line pinned)."""
     pins = {}
-    for line in (DOCKER_DIR / f"requirements-{flavour}.txt").read_text().splitlines():
+    for line in (directory / f"requirements-{flavour}.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
@@ -194,13 +195,7 @@ def test_engine_builder_dockerfile_passes_hadolint_and_follows_the_pins():
 
 def test_engine_builder_requirements_are_pinned_to_what_the_local_builds_run():
     for flavour in image.ENGINE_BUILDER.base_images:
-        pins = {}
-        for line in (BUILDER_DIR / f"requirements-{flavour}.txt").read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                name, _, version = line.partition("==")
-                assert version, f"requirements-{flavour}.txt: {line!r} is not pinned with =="
-                pins[name.lower()] = version
+        pins = requirements(flavour, BUILDER_DIR)
         assert "boto3" in pins, "every build publishes to the S3 store"
         for name, version in pins.items():
             assert metadata.version(name) == version, f"{name}: the builder pins {version}, local runs use another"
