@@ -50,7 +50,7 @@ DYNAMIC_DIMS: Mapping[str, Mapping[str, tuple[tuple[int, int, int], ...]]] = {
         "input_states_1": ((1, 4, 8),),
         "input_states_2": ((1, 4, 8),),
     },
-    "tts_fastpitch": {"text": ((1, 64, 256),), "pace": ((1, 64, 256),)},
+    "tts_fastpitch": {"text": ((1, 64, 256),), "pitch": ((1, 64, 256),), "pace": ((1, 64, 256),)},
     "tts_hifigan": {"spec": ((16, 400, 1600),)},
     "embed_encoder": {
         "input_ids": ((1, 64, 256),),

@@ -271,18 +271,31 @@ TTS = ModelSpec(
         }
     ),
     engines=(
+        # Bindings as NeMo's FastPitchModel / HifiGanModel .export() write them (single speaker, no volume,
+        # no ragged batches): per-token pitch shift (Hz, 0 = as predicted) and pace in, the spectrogram and
+        # FastPitch's predictions out; HiFi-GAN returns audio as [batch, 1, samples].
         CatalogEngine(
             name="tts_fastpitch",
             source=Artifact("export://tts/fastpitch.onnx"),
-            inputs=(Tensor("text", "TYPE_INT64", (-1,)), Tensor("pace", "TYPE_FP32", (-1,))),
-            outputs=(Tensor("spect", "TYPE_FP32", (80, -1)), Tensor("num_frames", "TYPE_INT64", (1,), reshape=())),
+            inputs=(
+                Tensor("text", "TYPE_INT64", (-1,)),
+                Tensor("pitch", "TYPE_FP32", (-1,)),
+                Tensor("pace", "TYPE_FP32", (-1,)),
+            ),
+            outputs=(
+                Tensor("spect", "TYPE_FP32", (80, -1)),
+                Tensor("num_frames", "TYPE_INT64", (1,), reshape=()),
+                Tensor("durs_predicted", "TYPE_FP32", (-1,)),
+                Tensor("log_durs_predicted", "TYPE_FP32", (-1,)),
+                Tensor("pitch_predicted", "TYPE_FP32", (-1,)),
+            ),
             batching=Batching(8, (4, 8), 1_000),
         ),
         CatalogEngine(
             name="tts_hifigan",
             source=Artifact("export://tts/hifigan.onnx"),
             inputs=(Tensor("spec", "TYPE_FP32", (80, -1)),),
-            outputs=(Tensor("audio", "TYPE_FP32", (-1,)),),
+            outputs=(Tensor("audio", "TYPE_FP32", (1, -1)),),
             batching=Batching(8, (4, 8), 1_000),
         ),
     ),

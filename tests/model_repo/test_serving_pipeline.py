@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.model_repo.conftest import voice_turn
+from tests.model_repo.conftest import pipeline_inputs, voice_turn
 
 pytestmark = pytest.mark.triton
 
@@ -80,3 +82,53 @@ def test_noise_without_speech_ends_the_turn_with_an_empty_transcript(serving, sp
     assert len(responses) == 2 and responses[-1].final
     first = responses[0].outputs
     assert first["TRANSCRIPT"][0] == b"" and first["SPEECH_SEGMENTS"].shape == (0, 2) and first["PASSAGES"].size == 0
+
+
+def _pipeline_counters(serving) -> dict[str, float]:
+    names = ("nv_inference_request_success", "nv_inference_request_failure", "nv_inference_queue_duration_us")
+    return {name: serving.metric(name, "voice_pipeline") for name in names}
+
+
+def test_a_cancelled_turn_is_completed_with_the_final_flag(serving, speech_sample):
+    """The caller hangs up after the transcript: the turn stops early, still ends with the final flag and completes
+    in Triton as a request served (not a failure, not one left in flight)."""
+    import queue
+
+    import tritonclient.grpc as grpcclient
+
+    before = _pipeline_counters(serving)
+    client = grpcclient.InferenceServerClient(serving.endpoints.grpc)
+    responses: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: responses.put((result, error)))
+    try:
+        client.async_stream_infer("voice_pipeline", serving.grpc_inputs(pipeline_inputs(speech_sample.noisy, 200)),
+                                  enable_empty_final_response=True)  # fmt: skip
+        first, error = responses.get(timeout=120)
+        assert error is None and first is not None  # the transcript: the turn is under way
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = _pipeline_counters(serving)
+        completed = sum(after[k] - before[k] for k in ("nv_inference_request_success", "nv_inference_request_failure"))
+        if completed:
+            break
+        time.sleep(0.2)
+    assert completed == 1, f"the cancelled turn never completed in Triton: {before} -> {after}"
+    assert after["nv_inference_request_failure"] == before["nv_inference_request_failure"]
+
+
+def test_one_instance_serves_concurrent_turns_without_queueing_them(serving, speech_sample):
+    """voice_pipeline executes as a coroutine: a turn waiting on its stages does not hold the next turn in Triton's
+    queue (a synchronous execute made the second of two turns wait for the whole first turn)."""
+    turns = 3
+    before = _pipeline_counters(serving)
+    with ThreadPoolExecutor(turns) as pool:
+        results = list(pool.map(lambda _: voice_turn(serving, speech_sample, 40), range(turns)))
+    after = _pipeline_counters(serving)
+    assert all(r[-1].final for r in results)
+    requests = after["nv_inference_request_success"] - before["nv_inference_request_success"]
+    queued_ms = (after["nv_inference_queue_duration_us"] - before["nv_inference_queue_duration_us"]) / 1000
+    assert requests == turns
+    assert queued_ms / turns < 50, f"turns waited {queued_ms / turns:.0f} ms on average in voice_pipeline's queue"

@@ -117,10 +117,10 @@ class RemoteModels:
         """
         import tritonclient.grpc as grpcclient
 
-        client = self._client(endpoint)
+        # A client holds one stream at a time, and turns stream concurrently: each stream gets its own client.
+        client = grpcclient.InferenceServerClient(endpoint)
         arrived: queue.Queue = queue.Queue()
-        with self._lock:
-            client.start_stream(callback=lambda result, error: arrived.put((result, error)))
+        client.start_stream(callback=lambda result, error: arrived.put((result, error)))
         finished = False
         try:
             client.async_stream_infer(
@@ -150,3 +150,4 @@ class RemoteModels:
                     return
         finally:
             client.stop_stream(cancel_requests=not finished)
+            client.close()

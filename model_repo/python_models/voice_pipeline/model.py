@@ -26,8 +26,9 @@ and the end of the turn, and counters of turns, cancels and failures by stage, o
 
 from __future__ import annotations
 
+import asyncio
 import time
-from contextlib import closing
+from contextlib import aclosing
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -73,65 +74,67 @@ class TritonPythonModel:
         self.max_prompt_chars = int(params.get("max_prompt_chars", "768"))
         self.metrics = TurnMetrics(pb_utils, args["model_name"])
 
-    def execute(self, requests):
-        # Every request of this call had arrived by now: their turns' clocks start here.
-        arrived = time.monotonic()
-        return triton.execute_streams(requests, lambda request, sender: self._measured_turn(request, sender, arrived))
+    async def execute(self, requests):
+        # A coroutine execute: Triton hands this instance the next requests while earlier turns still wait on
+        # their stages, so one instance serves as many turns at once as the stages behind it allow.
+        arrived = time.monotonic()  # every request of this call had arrived by now: their clocks start here
+        await asyncio.gather(*(self._measured_turn(request, arrived) for request in requests))
 
-    def _measured_turn(self, request, sender, arrived: float) -> None:
+    async def _measured_turn(self, request, arrived: float) -> None:
+        sender = request.get_response_sender()
         clock = TurnClock(arrived)
         self.metrics.begun()
         try:
-            self._turn(request, sender, clock)
-        except Exception:
+            await self._turn(request, sender, clock)
+        except Exception as exc:  # noqa: BLE001 - the turn ends with its error, the model serves on
             self.metrics.failed(clock.stage)
-            raise
+            sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return
         self.metrics.finished(clock)
 
-    def _turn(self, request, sender, clock: TurnClock) -> None:
+    async def _turn(self, request, sender, clock: TurnClock) -> None:
+        """Every response of one turn, ending with the final flag -- also when the caller cancels."""
         audio = triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)[0]
         max_tokens = triton.input_array(request, "MAX_TOKENS", required=False)
         if max_tokens is not None and not (max_tokens.size == 1 and 1 <= int(max_tokens.reshape(-1)[0]) <= 512):
             raise BadRequest(f"MAX_TOKENS is {max_tokens.reshape(-1).tolist()}; send one value in [1, 512]")
-        is_cancelled = getattr(sender, "is_cancelled", lambda: False)
+        await self._respond(audio, max_tokens, _Turn(sender, self.metrics), clock)
+        # A cancelled turn ends here too: the client's stream closes at once instead of at its timeout.
+        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
-        def cancelled() -> bool:
-            if is_cancelled():
-                self.metrics.cancelled()
-                return True
-            return False
-
+    async def _respond(self, audio: np.ndarray, max_tokens, turn: _Turn, clock: TurnClock) -> None:
         rate = np.array([SAMPLE_RATE], dtype=np.int32)
-
-        clean = self._call(clock, "anc", {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
+        clean = await self._call(clock, "anc", {"AUDIO": _batch1(audio), "SAMPLE_RATE": _batch1(rate)}, ["AUDIO"])
         clean = clean["AUDIO"][0]
-        vad = self._call(clock, "vad", {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"])
+        vad = await self._call(
+            clock, "vad", {"AUDIO": _batch1(clean), "SAMPLE_RATE": _batch1(rate)}, ["SPEECH_SEGMENTS"]
+        )
         segments = vad["SPEECH_SEGMENTS"][0]
         segments = segments[segments[:, 0] >= 0]  # drop the [-1, -1] padding rows
         # The trailing silence after the last speech had passed before the utterance was sent.
         clock.speech_ended(len(clean) / SAMPLE_RATE - float(segments[-1, 1]) if len(segments) else 0.0)
         if len(segments) == 0:
-            self._send(sender, TRANSCRIPT=_text(""), SPEECH_SEGMENTS=segments, PASSAGES=np.zeros(0, dtype=np.object_))
-            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            turn.send(TRANSCRIPT=_text(""), SPEECH_SEGMENTS=segments, PASSAGES=np.zeros(0, dtype=np.object_))
             return
 
         # Recognise the speech span (first onset to last offset) of the denoised audio.
         start, end = int(segments[0, 0] * SAMPLE_RATE), int(segments[-1, 1] * SAMPLE_RATE)
         speech = clean[start:end]
-        asr = self._call(clock, "asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
+        asr = await self._call(clock, "asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
         transcript = asr["TRANSCRIPT"].reshape(-1)[0].decode("utf-8")
         clock.mark("transcript")
+        if turn.cancelled():
+            return
 
-        embedding = self._call(clock, "embed", {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"])["EMBEDDING"]
-        found = self._call(
+        embedding = (await self._call(clock, "embed", {"TEXT": _batch1(_text(transcript))}, ["EMBEDDING"]))["EMBEDDING"]
+        found = await self._call(
             clock,
             "retriever",
             {"EMBEDDING": embedding, "TOP_K": _batch1(np.array([self.top_k], dtype=np.int32))},
             ["PASSAGES", "SCORES"],
         )
         passages = [p.decode("utf-8") for p in found["PASSAGES"][0]]
-        self._send(
-            sender,
+        turn.send(
             TRANSCRIPT=_text(transcript),
             SPEECH_SEGMENTS=segments.astype(np.float32),
             PASSAGES=np.array([p.encode("utf-8") for p in passages], dtype=np.object_),
@@ -142,21 +145,21 @@ class TritonPythonModel:
             llm_inputs["MAX_TOKENS"] = max_tokens.reshape(1).astype(np.int32)
         phrase = ""
         clock.mark("llm_request")
-        # closing(): a turn the caller cancels also cancels a remote LLM request mid-answer.
-        with closing(self._stream(clock, "llm", llm_inputs, ["TEXT_OUTPUT"])) as pieces:
-            for piece in pieces:
+        # aclosing(): a turn the caller cancels also cancels the LLM request mid-answer.
+        async with aclosing(self._stream(clock, "llm", llm_inputs, ["TEXT_OUTPUT"])) as pieces:
+            async for piece in pieces:
                 clock.mark("first_token")
-                if cancelled():
+                if turn.cancelled():
                     return
                 text = piece["TEXT_OUTPUT"].reshape(-1)[0]
-                self._send(sender, TEXT_OUTPUT=np.array([text], dtype=np.object_))
+                turn.send(TEXT_OUTPUT=np.array([text], dtype=np.object_))
                 phrase += text.decode("utf-8", errors="replace")
                 if self._phrase_complete(phrase):
-                    self._speak(clock, sender, phrase, cancelled)
+                    if not await self._speak(clock, turn, phrase):
+                        return
                     clock.stage = "llm"
                     phrase = ""
-        self._speak(clock, sender, phrase, cancelled)
-        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        await self._speak(clock, turn, phrase)
 
     def _phrase_complete(self, phrase: str) -> bool:
         """Speak at a sentence end, at a word break once the phrase is long enough, or -- for text without
@@ -178,36 +181,66 @@ class TritonPythonModel:
             budget -= len(line)
         return "Context:\n" + "".join(context) + question
 
-    def _speak(self, clock: TurnClock, sender, phrase: str, cancelled) -> None:
+    async def _speak(self, clock: TurnClock, turn: _Turn, phrase: str) -> bool:
+        """Stream ``phrase`` spoken; False when the caller cancelled the turn meanwhile."""
         if not phrase.strip():
-            return
+            return True
         clock.mark("tts_request")
-        with closing(self._stream(clock, "tts", {"TEXT": _text(phrase.strip())}, ["AUDIO"])) as chunks:
-            for chunk in chunks:
-                if cancelled():
-                    return
-                self._send(sender, AUDIO=chunk["AUDIO"].astype(np.float32))
+        async with aclosing(self._stream(clock, "tts", {"TEXT": _text(phrase.strip())}, ["AUDIO"])) as chunks:
+            async for chunk in chunks:
+                if turn.cancelled():
+                    return False
+                turn.send(AUDIO=chunk["AUDIO"].astype(np.float32))
                 clock.mark("first_audio")
         clock.stage = "pipeline"
+        return True
 
-    def _call(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]) -> dict:
+    async def _call(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]) -> dict:
         """One request to the ``role`` stage: BLS on this server, or gRPC to the pool that serves it."""
         clock.stage = role
         if role in self.endpoints:
-            result = self.remote.call(self.endpoints[role], self.models[role], inputs, outputs)
+            endpoint, model = self.endpoints[role], self.models[role]
+            result = await asyncio.to_thread(self.remote.call, endpoint, model, inputs, outputs)
         else:
-            result = bls.call(self.models[role], inputs, outputs)
+            result = await bls.async_call(self.models[role], inputs, outputs)
         clock.stage = "pipeline"
         return result
 
-    def _stream(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]):
+    async def _stream(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]):
         """The responses of the decoupled ``role`` stage, from this server or from its pool's server (``clock``
         names the stage until the caller is done with the stream)."""
         clock.stage = role
-        if role in self.endpoints:
-            return self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
-        return bls.stream(self.models[role], inputs, outputs)
+        if role not in self.endpoints:
+            async with aclosing(bls.async_stream(self.models[role], inputs, outputs)) as responses:
+                async for response in responses:
+                    yield response
+            return
+        # The gRPC stream's iterator blocks: wait for each response on a BLS stream thread; closing it
+        # cancels the remote request.
+        responses = self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
+        loop = asyncio.get_running_loop()
+        try:
+            while (response := await loop.run_in_executor(bls.STREAM_WAITERS, next, responses, None)) is not None:
+                yield response
+        finally:
+            await loop.run_in_executor(bls.STREAM_WAITERS, responses.close)
 
-    @staticmethod
-    def _send(sender, **outputs: np.ndarray) -> None:
-        sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in outputs.items()]))
+
+class _Turn:
+    """One turn's way back to its caller: responses, and whether the caller has cancelled (counted once)."""
+
+    def __init__(self, sender, metrics: TurnMetrics) -> None:
+        self._sender = sender
+        self._metrics = metrics
+        self._cancelled = False
+
+    def cancelled(self) -> bool:
+        if not self._cancelled and getattr(self._sender, "is_cancelled", lambda: False)():
+            self._cancelled = True
+            self._metrics.cancelled()
+        return self._cancelled
+
+    def send(self, **outputs: np.ndarray) -> None:
+        self._sender.send(
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in outputs.items()])
+        )

@@ -57,11 +57,16 @@ class TritonPythonModel:
         if not ids:
             return np.zeros(0, dtype=np.float32)
         tokens = np.array([ids], dtype=np.int64)
+        # NeMo's FastPitch export: a per-token pitch shift (0 keeps the predicted contour) and pace per token.
         mel = bls.call(
             self.fastpitch,
-            {"text": tokens, "pace": np.full(tokens.shape, self.pace, dtype=np.float32)},
+            {
+                "text": tokens,
+                "pitch": np.zeros(tokens.shape, dtype=np.float32),
+                "pace": np.full(tokens.shape, self.pace, dtype=np.float32),
+            },
             ["spect", "num_frames"],
         )
-        frames = int(mel["num_frames"].reshape(-1)[0])
-        audio = bls.call(self.hifigan, {"spec": mel["spect"][:, :, :frames]}, ["audio"])["audio"][0]
-        return resample(audio, self.vocoder_rate, OUT_RATE)
+        frames = int(mel["num_frames"].reshape(-1)[0])  # a dynamic batch pads spect to its longest member
+        audio = bls.call(self.hifigan, {"spec": mel["spect"][:, :, :frames]}, ["audio"])["audio"]  # [1, 1, samples]
+        return resample(audio.reshape(-1), self.vocoder_rate, OUT_RATE)

@@ -1,0 +1,150 @@
+"""The gpu serving path's checks, run against two live servers (the speech pool's, the LLM pool's).
+
+Shared by the CPU run in CI (``tests/model_repo/test_serving_gpu_standins.py``: small stand-ins on CPU
+instances) and the GPU run (``tests/gpu_standins/test_on_gpu.py``: full-size stand-ins on the GPU). Imports stay
+light (numpy, tritonclient, this repository's server launcher and clients) so they run on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import np_to_triton_dtype
+
+from local import triton_calls
+from local.voice_turn import TurnResult, pipeline_inputs, pipeline_turn
+from model_repo.local_server import TritonServer
+
+SAMPLE_RATE = 16_000
+SPEECH_MODELS = ("anc", "vad", "asr", "asr_encoder", "asr_decoder_joint", "embed", "embed_encoder", "retriever",
+                 "tts", "tts_fastpitch", "tts_hifigan", "voice_pipeline", "bls_probe")  # fmt: skip
+
+
+@dataclass
+class Pools:
+    speech: TritonServer
+    llm: TritonServer
+
+
+@contextmanager
+def pools(speech_repository: Path, llm_repository: Path, work_dir: Path) -> Iterator[Pools]:
+    """The LLM pool's server, then the speech pool's, told where the LLM pool is as its Deployment tells it."""
+    llm = TritonServer(llm_repository, work_dir=work_dir / "llm", exit_timeout_s=1, startup_timeout_s=300,
+                       env={"TRITON_GRPC_ENDPOINTS": ""})  # fmt: skip
+    llm.start()
+    try:
+        speech = TritonServer(
+            speech_repository, model_control_mode="explicit", load_models=SPEECH_MODELS,
+            work_dir=work_dir / "speech", exit_timeout_s=1, startup_timeout_s=600,
+            env={"TRITON_GRPC_ENDPOINTS": json.dumps({"llm": llm.endpoints.grpc})},
+        )  # fmt: skip
+        with speech:
+            yield Pools(speech, llm)
+    finally:
+        llm.stop()
+
+
+def metric(server: TritonServer, name: str, model: str) -> float:
+    """A Triton metric of ``model``, summed over its versions."""
+    text = urllib.request.urlopen(server.endpoints.metrics_url, timeout=10).read().decode()
+    pattern = re.compile(rf'^{name}\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} (\S+)$', re.MULTILINE)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+def check_voice_turn(server: TritonServer, speech: np.ndarray, max_tokens: int = 60) -> TurnResult:
+    """One spoken turn: every stage's output has its shape, text and audio stream, the stream ends final."""
+    client = triton_calls.grpc_client(server.endpoints.grpc)
+    try:
+        turn = pipeline_turn(client, "voice_pipeline", speech, max_tokens)
+    finally:
+        client.close()
+    assert turn.segments >= 1, "VAD found the speech"
+    assert turn.transcript.strip(), "ASR (encoder + TDT decoding over the stand-in engines) produced pieces"
+    assert len(turn.passages) == 3, "retrieval returned top_k passages for the transcript's embedding"
+    assert turn.answer, "the LLM pool's tokens streamed through the pipeline"
+    assert turn.audio_seconds > 0.2, "FastPitch + HiFi-GAN audio streamed back"
+    assert turn.first_audio_ms is not None and turn.first_audio_ms < turn.total_ms
+    return turn
+
+
+def check_stages(server: TritonServer, speech: np.ndarray) -> None:
+    """Each public stage on its own, as a client calls it: shapes and dtypes of the interface."""
+    client = triton_calls.grpc_client(server.endpoints.grpc)
+    try:
+        rate = np.array([[SAMPLE_RATE]], dtype=np.int32)
+        asr, _ = triton_calls.infer(client, "asr", {"AUDIO": speech[None], "SAMPLE_RATE": rate}, ["TRANSCRIPT"])
+        assert asr["TRANSCRIPT"].shape == (1, 1)
+        text = np.array([[b"How do I reset my password?"], [b"Audio drops during calls"]], dtype=np.object_)
+        vectors = triton_calls.infer(client, "embed", {"TEXT": text}, ["EMBEDDING"])[0]["EMBEDDING"]
+        assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+        responses, _ = triton_calls.stream(
+            client, "tts", {"TEXT": np.array([b"Hello there. Your call is being connected."], dtype=np.object_)},
+            ["AUDIO", "SAMPLE_RATE"], 120.0,
+        )  # fmt: skip
+        chunks = [r.outputs["AUDIO"] for r in responses if "AUDIO" in r.outputs]
+        assert chunks and all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
+        assert {int(r.outputs["SAMPLE_RATE"].reshape(-1)[0]) for r in responses if "SAMPLE_RATE" in r.outputs} == {
+            SAMPLE_RATE
+        }
+    finally:
+        client.close()
+
+
+def check_cancelled_turn_ends(server: TritonServer, speech: np.ndarray) -> None:
+    """A turn whose caller hangs up after the transcript completes in Triton (as served, not failed)."""
+
+    def count(name: str) -> float:
+        return metric(server, name, "voice_pipeline")
+
+    before = {n: count(n) for n in ("nv_inference_request_success", "nv_inference_request_failure")}
+    client = grpcclient.InferenceServerClient(server.endpoints.grpc)
+    responses: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: responses.put((result, error)))
+    try:
+        values = pipeline_inputs(speech, 200)
+        inputs = []
+        for name, value in values.items():
+            tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        client.async_stream_infer("voice_pipeline", inputs, enable_empty_final_response=True)
+        first, error = responses.get(timeout=300)
+        assert error is None and first is not None
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = {n: count(n) for n in before}
+        if after["nv_inference_request_success"] > before["nv_inference_request_success"]:
+            break
+        time.sleep(0.2)
+    assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 1
+    assert after["nv_inference_request_failure"] == before["nv_inference_request_failure"]
+
+
+def bls_memory(server: TritonServer) -> dict:
+    """What ``bls_probe`` saw: whether the engine's outputs came back in CPU memory by default, the error numpy
+    gave, and the shape ``_common.bls`` read."""
+    client = triton_calls.grpc_client(server.endpoints.grpc)
+    try:
+        out, _ = triton_calls.infer(client, "bls_probe", {"RUN": np.array([1], dtype=np.int32)},
+                                 ["DEFAULT_ON_CPU", "NUMPY_ERROR", "BLS_SHAPE"])  # fmt: skip
+    finally:
+        client.close()
+    return {
+        "default_on_cpu": bool(out["DEFAULT_ON_CPU"][0]),
+        "numpy_error": out["NUMPY_ERROR"][0].decode(),
+        "bls_shape": out["BLS_SHAPE"].tolist(),
+    }

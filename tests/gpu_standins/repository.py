@@ -1,0 +1,134 @@
+"""The gpu target's speech-pool repository as the renderer writes it, with engine stand-ins where the plans go.
+
+``speech_pool(out)`` renders the real ``gpu`` repository of the whole catalog and keeps the speech pool's models
+(the LLMs live on their own pool's server), then places what the deployment would place:
+
+* each TensorRT engine (``model.plan``) -> ``engine_standin.py`` under the engine's own rendered config, its
+  backend switched to Python and ``standin_engine``/``standin_scale`` added -- names, dtypes, shapes, batching
+  and the KIND_GPU instance group stay as rendered;
+* ``package://`` files (RNNoise, Silero VAD, the MiniLM tokenizer) from the installed packages, checked by digest;
+* the two NeMo export side files, which only exist next to a real export: ``tokens.txt`` (Parakeet's 1024
+  SentencePiece pieces + blank -- here 1024 word pieces of the MiniLM vocabulary) and ``tokens.json`` (FastPitch's
+  symbol table: padding, space, punctuation, ARPAbet with stress, letters; an empty lexicon, so words are spelled).
+
+Everything else -- every Python model, every config, ``voice_pipeline``'s ``llm_endpoint_pool`` -- is the
+renderer's. ``llm_pool(out, cpu_repository)`` is the LLM pool's server: the cpu ``llm_chat`` (a tiny Llama,
+random weights), because TensorRT-LLM cannot run where this repository is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from model_repo import catalog, render
+from model_repo.artifacts.sources import package_file
+
+HERE = Path(__file__).resolve().parent
+STANDIN = HERE / "engine_standin.py"
+ARPABET = [
+    "AA",
+    "AE",
+    "AH",
+    "AO",
+    "AW",
+    "AY",
+    "B",
+    "CH",
+    "D",
+    "DH",
+    "EH",
+    "ER",
+    "EY",
+    "F",
+    "G",
+    "HH",
+    "IH",
+    "IY",
+    "JH",
+    "K",
+    "L",
+    "M",
+    "N",
+    "NG",
+    "OW",
+    "OY",
+    "P",
+    "R",
+    "S",
+    "SH",
+    "T",
+    "TH",
+    "UH",
+    "UW",
+    "V",
+    "W",
+    "Y",
+    "Z",
+    "ZH",
+]
+VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+
+
+def _fastpitch_symbols() -> dict:
+    phones = [f"{p}{s}" for p in ARPABET for s in (("0", "1", "2") if p in VOWELS else ("",))]
+    symbols = ["<pad>", " ", *list("!'(),-.:;?"), *phones, *"abcdefghijklmnopqrstuvwxyz"]
+    return {"symbols": symbols, "pad": "<pad>", "space": " ", "pad_with_space": True, "lexicon": {}}
+
+
+def _asr_pieces(tokenizer_json: Path) -> str:
+    vocab = json.loads(tokenizer_json.read_text())["model"]["vocab"]
+    words = [w for w in vocab if w.isalpha() and w.isascii()][:1024]
+    return "".join(f"\u2581{w} {i}\n" for i, w in enumerate(words)) + f"<blk> {len(words)}\n"
+
+
+def speech_pool(out: Path, *, on_gpu: bool) -> Path:
+    """The speech pool's gpu repository with engine stand-ins: full-size on a GPU; on a machine without one, small
+    and their instances moved to the CPU (the only change to the rendered configs). Plus ``bls_probe``."""
+    scale = "full" if on_gpu else "tiny"
+    rendered = render.render_repository(catalog.select({}), "gpu", out)
+    manifest = json.loads((out / render.MANIFEST).read_text())
+    speech = {s.name for s in catalog.select({}) if s.pool == "speech"}
+    for model in manifest["models"]:
+        model_dir = out / model["name"]
+        if model["role"] == "llm" or (model["public"] and model["name"] not in speech):
+            shutil.rmtree(model_dir)
+            continue
+        for artifact in model["artifacts"]:
+            target = model_dir / artifact["path"]
+            if artifact["kind"] == "tensorrt-engine":
+                _standin_engine(model_dir, scale, on_gpu)
+            elif artifact["source"].startswith("package://"):
+                shutil.copyfile(package_file(model["name"], artifact["source"], artifact.get("sha256")), target)
+    tokenizer = out / "embed" / "1" / "tokenizer.json"
+    (out / "asr" / "1" / "tokens.txt").write_text(_asr_pieces(tokenizer), encoding="utf-8")
+    (out / "tts" / "1" / "tokens.json").write_text(json.dumps(_fastpitch_symbols()), encoding="utf-8")
+    shutil.copytree(HERE / "bls_probe", out / "bls_probe")
+    shutil.copytree(render.PYTHON_MODELS_DIR / render.COMMON_DIR, out / "bls_probe" / "1" / render.COMMON_DIR)
+    return rendered.out
+
+
+def _standin_engine(model_dir: Path, scale: str, on_gpu: bool) -> None:
+    config = text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
+    config.platform = ""
+    config.backend = "python"
+    config.default_model_filename = ""
+    if not on_gpu:
+        for group in config.instance_group:
+            group.kind = mc.ModelInstanceGroup.KIND_CPU
+            del group.gpus[:]
+    config.parameters["standin_engine"].string_value = config.name
+    config.parameters["standin_scale"].string_value = scale
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+    shutil.copyfile(STANDIN, model_dir / "1" / "model.py")
+
+
+def llm_pool(out: Path, cpu_repository: Path) -> Path:
+    """The LLM pool's server: the cpu ``llm_chat`` (what voice_pipeline calls over gRPC)."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(cpu_repository / "llm_chat", out / "llm_chat", ignore=shutil.ignore_patterns("__pycache__"))
+    return out

@@ -1,0 +1,45 @@
+"""The gpu target's speech pool as rendered, served by the real tritonserver with engine stand-ins, on this CPU.
+
+``tests/gpu_standins``: the renderer's gpu repository of the speech pool, each TensorRT plan replaced by a PyTorch
+stand-in with the engine's bindings (small here, CPU instances), the LLM pool's server beside it. Real speech goes
+through ``voice_pipeline``: ANC, VAD, the gpu ASR glue (NeMo features, encoder, TDT decoding over the decoder-joint),
+the gpu embed glue, retrieval, the LLM over gRPC, the gpu TTS glue (FastPitch -> HiFi-GAN with NeMo's export
+bindings). The same checks run full-size on a GPU with ``tests/gpu_standins/test_on_gpu.py``.
+
+Not run here: TensorRT itself; GPU memory (outputs here are in CPU memory; the GPU run shows the difference).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gpu_standins import checks
+from tests.gpu_standins.repository import llm_pool, speech_pool
+
+pytestmark = pytest.mark.triton
+
+
+@pytest.fixture(scope="module")
+def standin_pools(cpu_repository, tmp_path_factory):
+    speech = speech_pool(tmp_path_factory.mktemp("standins") / "speech", on_gpu=False)
+    llm = llm_pool(tmp_path_factory.mktemp("standins-llm") / "llm", cpu_repository.out)
+    with checks.pools(speech, llm, tmp_path_factory.mktemp("standin-servers")) as pools:
+        yield pools
+
+
+def test_a_spoken_turn_goes_through_every_gpu_target_stage(standin_pools, speech_sample):
+    checks.check_voice_turn(standin_pools.speech, speech_sample.noisy)
+
+
+def test_each_gpu_target_stage_answers_with_its_interface(standin_pools, speech_sample):
+    checks.check_stages(standin_pools.speech, speech_sample.noisy)
+
+
+def test_a_cancelled_turn_ends(standin_pools, speech_sample):
+    checks.check_cancelled_turn_ends(standin_pools.speech, speech_sample.noisy)
+
+
+def test_bls_reads_engine_outputs_through_cpu_memory(standin_pools):
+    seen = checks.bls_memory(standin_pools.speech)
+    assert seen["default_on_cpu"] and not seen["numpy_error"], "on CPU instances the outputs are in CPU memory"
+    assert seen["bls_shape"] == [1, 1024, 100]
