@@ -12,6 +12,13 @@ with the exact command.
 
 On this repository's CPU target the ASR and the LLM are random-weight models of the real architectures, so the
 stage times are real compute on real shapes, not a production GPU's.
+
+With ``--speech-repository``/``--llm-repository`` it serves those instead, as the gpu target deploys them: the speech
+pool's server (``tests/gpu_standins``: the rendered gpu repository, engine stand-ins in place of the TensorRT plans)
+and the LLM pool's server beside it; ``--speech-npy`` gives the utterance where espeak-ng is absent. It also measures
+what the pipeline adds: at one turn at a time, the pipeline's time to its first response (transcript + passages,
+after ANC, VAD, ASR, embed, retrieval) against the same stages called one by one from the client
+(``local.voice_turn.direct_transcript``), ``--overhead-turns`` of each.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +46,8 @@ import numpy as np  # noqa: E402
 from local.speech_sample import speak  # noqa: E402
 from local.stats import percentile  # noqa: E402
 from local.triton_calls import grpc_client  # noqa: E402
-from local.voice_turn import pipeline_turn  # noqa: E402
-from model_repo import catalog  # noqa: E402
+from local.voice_turn import TurnResult, direct_transcript, pipeline_settings, pipeline_turn  # noqa: E402
 from model_repo.local_server import TritonServer  # noqa: E402
-from model_repo.render import render_repository  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 PIPELINE = "voice_pipeline"
@@ -65,6 +71,7 @@ def scrape(url: str) -> dict[tuple[str, str], float]:
 def one_run(server: TritonServer, speech: np.ndarray, concurrency: int, turns: int, max_tokens: int) -> dict[str, Any]:
     before = scrape(server.endpoints.metrics_url)
     first_audio_ms: list[float] = []
+    transcript_ms: list[float] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     per_thread = [turns // concurrency + (1 if i < turns % concurrency else 0) for i in range(concurrency)]
@@ -76,6 +83,7 @@ def one_run(server: TritonServer, speech: np.ndarray, concurrency: int, turns: i
                 turn = pipeline_turn(client, PIPELINE, speech, max_tokens)
                 with lock:
                     first_audio_ms.append(turn.first_audio_ms)
+                    transcript_ms.append(turn.transcript_ms)
         except BaseException as exc:  # noqa: BLE001 -- reported after the run
             errors.append(exc)
         finally:
@@ -102,6 +110,8 @@ def one_run(server: TritonServer, speech: np.ndarray, concurrency: int, turns: i
         "turns_per_s": len(first_audio_ms) / wall,
         "client_first_audio_p50_ms": percentile(first_audio_ms, 50),
         "client_first_audio_p95_ms": percentile(first_audio_ms, 95),
+        "client_first_audio_p99_ms": percentile(first_audio_ms, 99),
+        "client_transcript_p50_ms": percentile(transcript_ms, 50),
         "server_first_audio_mean_ms": 1000 * delta("voice_turn_time_to_first_audio_seconds_sum") / count,
         # Triton's queue before the pipeline's instance picks a turn up: outside the turn's own clock.
         "pipeline_queue_mean_ms": delta("nv_inference_queue_duration_us") / 1e3 / delta("nv_inference_request_success"),
@@ -116,15 +126,23 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     def stat(values: list[float]) -> dict[str, float]:
         return {"min": min(values), "median": statistics.median(values)}
 
-    keys = ("turns_per_s", "client_first_audio_p50_ms", "client_first_audio_p95_ms", "server_first_audio_mean_ms",
-            "pipeline_queue_mean_ms")
+    keys = (
+        "turns_per_s",
+        "client_first_audio_p50_ms",
+        "client_first_audio_p95_ms",
+        "client_first_audio_p99_ms",
+        "client_transcript_p50_ms",
+        "server_first_audio_mean_ms",
+        "pipeline_queue_mean_ms",
+    )
     out = {k: stat([r[k] for r in runs]) for k in keys}
     out["stages_mean_ms"] = {s: stat([r["stages_mean_ms"][s] for r in runs]) for s in STAGES}
     return out
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = ["conc", "turns/s", "client TTFA p50", "client TTFA p95", "server TTFA", "pipeline queue", *STAGES]
+    head = ["conc", "turns/s", "client TTFA p50", "client TTFA p95", "client TTFA p99", "server TTFA",
+            "pipeline queue", *STAGES]  # fmt: skip
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for result in results:
         s = result["summary"]
@@ -133,11 +151,42 @@ def table(results: list[dict[str, Any]]) -> str:
             return f"{value['min']:.{digits}f} / {value['median']:.{digits}f}"
 
         row = [str(result["concurrency"]), cell(s["turns_per_s"], 2), cell(s["client_first_audio_p50_ms"]),
-               cell(s["client_first_audio_p95_ms"]), cell(s["server_first_audio_mean_ms"]),
+               cell(s["client_first_audio_p95_ms"]), cell(s["client_first_audio_p99_ms"]),
+               cell(s["server_first_audio_mean_ms"]),
                cell(s["pipeline_queue_mean_ms"]),
                *(cell(s["stages_mean_ms"][stage]) for stage in STAGES)]  # fmt: skip
         lines.append(" | ".join(row))
     return "\n".join(lines) + "\n(min / median over the repeats; milliseconds unless turns/s)"
+
+
+def overhead(server: TritonServer, speech: np.ndarray, turns: int) -> dict[str, Any]:
+    """The pipeline's time to its first response against the same stages called from the client, one turn at a
+    time, interleaved so both see the same server state."""
+    client = grpc_client(server.endpoints.grpc)
+    try:
+        settings = pipeline_settings(client.get_model_config(PIPELINE, as_json=True)["config"])
+        pipeline_ms, direct_ms = [], []
+        for _ in range(turns):
+            pipeline_ms.append(pipeline_turn(client, PIPELINE, speech, 1).transcript_ms)
+            direct = TurnResult()
+            direct_transcript(client, settings, speech, direct)
+            direct_ms.append(direct.transcript_ms)
+    finally:
+        client.close()
+    p50_pipeline, p50_direct = percentile(pipeline_ms, 50), percentile(direct_ms, 50)
+    return {"turns": turns, "pipeline_p50_ms": p50_pipeline, "direct_p50_ms": p50_direct,
+            "added_p50_ms": p50_pipeline - p50_direct}  # fmt: skip
+
+
+def device_name() -> str:
+    try:
+        import subprocess
+
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()  # fmt: skip
+        return f"gpu: {gpu[0]} x{len(gpu)}"
+    except (OSError, subprocess.CalledProcessError):
+        return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,27 +196,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=40)
     parser.add_argument("--out", default=str(RESULTS / "voice_waterfall_cpu.json"))
+    parser.add_argument("--speech-repository", help="the speech pool's repository (with --llm-repository)")
+    parser.add_argument("--llm-repository", help="the LLM pool's repository")
+    parser.add_argument("--speech-npy", help="the utterance (16 kHz float32 .npy) instead of espeak-ng's")
+    parser.add_argument("--overhead-turns", type=int, default=10)
+    parser.add_argument("--note", default="CPU target: ASR and LLM are random-weight models of the real architectures")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="voice-waterfall-"))
-    rendered = render_repository(catalog.select({}), "cpu", work / "repository")
-    speech = speak(noise_level=0.01)
-    server = TritonServer(rendered.out, work_dir=work / "server", startup_timeout_s=600)
-    server.start()
-    try:
-        pipeline_turn(grpc_client(server.endpoints.grpc), PIPELINE, speech, args.max_tokens)  # warm-up, not counted
+    speech = np.load(args.speech_npy) if args.speech_npy else speak(noise_level=0.01)
+    with ExitStack() as stack:
+        if args.speech_repository:
+            from tests.gpu_standins.checks import pools
+
+            server = stack.enter_context(pools(Path(args.speech_repository), Path(args.llm_repository), work)).speech
+        else:
+            from model_repo import catalog
+            from model_repo.render import render_repository
+
+            rendered = render_repository(catalog.select({}), "cpu", work / "repository")
+            server = stack.enter_context(TritonServer(rendered.out, work_dir=work / "server", startup_timeout_s=600))
+        for _ in range(3):  # warm-up (first calls set up kernels and caches), not counted
+            pipeline_turn(grpc_client(server.endpoints.grpc), PIPELINE, speech, args.max_tokens)
+        added = overhead(server, speech, args.overhead_turns)
+        print(f"pipeline adds {added['added_p50_ms']:.2f} ms p50 to its first response", flush=True)
         results = []
         for concurrency in levels:
-            runs = [one_run(server, speech, concurrency, args.turns, args.max_tokens) for _ in range(args.repeats)]
+            turns = max(args.turns, concurrency)
+            runs = [one_run(server, speech, concurrency, turns, args.max_tokens) for _ in range(args.repeats)]
             results.append({"concurrency": concurrency, "runs": runs, "summary": summarise(runs)})
             print(f"concurrency {concurrency}: done", flush=True)
-    finally:
-        server.stop()
     report = {
         "command": " ".join(["python", "bench/voice_waterfall.py", *(argv if argv is not None else sys.argv[1:])]),
-        "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "note": "CPU target: ASR and LLM are random-weight models of the real architectures (not trained)",
+        "device": device_name(),
+        "note": args.note,
+        "pipeline_overhead": added,
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

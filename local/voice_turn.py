@@ -111,13 +111,11 @@ def _prompt(transcript: str, passages: list[str], max_prompt_chars: int) -> str:
     return "Context:\n" + "".join(context) + question
 
 
-def direct_turn(
-    client, settings: Mapping[str, str], audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0
-) -> TurnResult:
-    """The pipeline's turn driven from the client, one call per stage; ``settings`` from :func:`pipeline_settings`."""
+def direct_transcript(client, settings: Mapping[str, str], audio: np.ndarray, turn: TurnResult) -> bool:
+    """The turn's first half from the client (ANC -> VAD -> ASR -> embed -> retriever) into ``turn``, its
+    ``transcript_ms`` measured from this call; False when VAD heard no speech."""
     models = {role: settings[f"{role}_model"] for role in ROLES}
     rate = np.array([[SAMPLE_RATE]], dtype=np.int32)
-    turn = TurnResult()
     started = time.monotonic()
 
     def stage(name: str, call_ms: float, result: str) -> None:
@@ -134,8 +132,7 @@ def direct_turn(
     turn.segments = len(segments)
     stage("vad", s, f"{len(segments)} speech segment(s)")
     if len(segments) == 0:
-        turn.total_ms = (time.monotonic() - started) * 1000
-        return turn
+        return False
     speech = clean[int(segments[0, 0] * SAMPLE_RATE) : int(segments[-1, 1] * SAMPLE_RATE)]
     out, s = triton_calls.infer(client, models["asr"], {"AUDIO": speech[None, :], "SAMPLE_RATE": rate}, ["TRANSCRIPT"])
     turn.transcript = _decode(out["TRANSCRIPT"].reshape(-1)[0])
@@ -150,6 +147,23 @@ def direct_turn(
     turn.passages = [_decode(p) for p in out["PASSAGES"][0]]
     stage("retriever", s, f"{len(turn.passages)} passages")
     turn.transcript_ms = (time.monotonic() - started) * 1000
+    return True
+
+
+def direct_turn(
+    client, settings: Mapping[str, str], audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0
+) -> TurnResult:
+    """The pipeline's turn driven from the client, one call per stage; ``settings`` from :func:`pipeline_settings`."""
+    turn = TurnResult()
+    started = time.monotonic()
+    passages_found = direct_transcript(client, settings, audio, turn)
+    if not passages_found:
+        turn.total_ms = (time.monotonic() - started) * 1000
+        return turn
+    models = {role: settings[f"{role}_model"] for role in ROLES}
+
+    def stage(name: str, call_ms: float, result: str) -> None:
+        turn.stages.append(Stage(name, models[name], call_ms * 1000, result))
 
     prompt = _prompt(turn.transcript, turn.passages, int(settings["max_prompt_chars"]))
     llm_inputs = {"TEXT_INPUT": _text(prompt), "MAX_TOKENS": np.array([max_tokens], dtype=np.int32)}

@@ -127,8 +127,41 @@ def _standin_engine(model_dir: Path, scale: str, on_gpu: bool) -> None:
     shutil.copyfile(STANDIN, model_dir / "1" / "model.py")
 
 
-def llm_pool(out: Path, cpu_repository: Path) -> Path:
-    """The LLM pool's server: the cpu ``llm_chat`` (what voice_pipeline calls over gRPC)."""
+def llm_pool(out: Path, cpu_repository: Path, *, instances: int = 1) -> Path:
+    """The LLM pool's server: the cpu ``llm_chat`` (what voice_pipeline calls over gRPC) with ``instances`` CPU
+    instances (one turn's generation each: TensorRT-LLM's in-flight batching has no CPU counterpart here)."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(cpu_repository / "llm_chat", out / "llm_chat", ignore=shutil.ignore_patterns("__pycache__"))
+    config = text_format.Parse((out / "llm_chat" / "config.pbtxt").read_text(), mc.ModelConfig())
+    config.instance_group[0].count = instances
+    (out / "llm_chat" / "config.pbtxt").write_text(text_format.MessageToString(config))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write ``<out>/speech`` and ``<out>/llm`` (the two pools' repositories) and ``<out>/speech.npy`` (a spoken
+    question mixed with pink noise, 16 kHz float32), to carry to a GPU machine that has no espeak-ng or renderer."""
+    import argparse
+    import tempfile
+
+    import numpy as np
+
+    from local.speech_sample import speech_sample
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--cpu", action="store_true", help="small stand-ins on CPU instances (default: GPU)")
+    parser.add_argument("--llm-instances", type=int, default=1)
+    args = parser.parse_args(argv)
+    speech_pool(args.out / "speech", on_gpu=not args.cpu)
+    with tempfile.TemporaryDirectory() as work:
+        cpu = render.render_repository([catalog.CATALOG["llm_chat"]], "cpu", Path(work) / "cpu")
+        llm_pool(args.out / "llm", cpu.out, instances=args.llm_instances)
+    sample = speech_sample("Hello, I cannot hear the other person during my calls. How do I fix the audio?",
+                           lead_silence_s=1.0, tail_silence_s=0.6, peak=None, pink_noise_volume=0.2)  # fmt: skip
+    np.save(args.out / "speech.npy", sample.noisy)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The gpu serving path on a GPU: the rendered speech pool, full-size engine stand-ins on CUDA, the real tritonserver.
+
+Run on a GPU machine with the repositories ``python -m tests.gpu_standins.repository <dir>`` wrote (the GPU machine
+needs neither espeak-ng nor the renderer's dependencies)::
+
+    GPU_STANDINS=<dir> python -m pytest tests/gpu_standins/test_on_gpu.py -m gpu
+
+Skipped elsewhere, saying why. The CPU counterpart runs in CI: ``tests/model_repo/test_serving_gpu_standins.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.gpu_standins import checks
+
+pytestmark = pytest.mark.gpu
+
+STANDINS = os.environ.get("GPU_STANDINS")
+
+
+def _why_not() -> str | None:
+    if not STANDINS:
+        return "GPU_STANDINS is not set: it names the repositories `python -m tests.gpu_standins.repository` wrote"
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU on this machine (nvidia-smi not found)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory):
+    if reason := _why_not():
+        pytest.skip(reason)
+    with checks.pools(Path(STANDINS) / "speech", Path(STANDINS) / "llm", tmp_path_factory.mktemp("gpu")) as pools:
+        yield pools
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return np.load(Path(STANDINS) / "speech.npy")
+
+
+def test_engine_outputs_are_in_gpu_memory_and_bls_reads_them_through_cpu(pools):
+    seen = checks.bls_memory(pools.speech)
+    assert not seen["default_on_cpu"], "a GPU engine's BLS outputs arrive in GPU memory"
+    assert "GPU" in seen["numpy_error"], seen["numpy_error"]
+    assert seen["bls_shape"] == [1, 1024, 100], "preferred_memory CPU gives numpy the values"
+
+
+def test_a_spoken_turn_goes_through_every_stage_on_the_gpu(pools, speech):
+    checks.check_voice_turn(pools.speech, speech)
+
+
+def test_each_stage_answers_with_its_interface(pools, speech):
+    checks.check_stages(pools.speech, speech)
+
+
+def test_a_cancelled_turn_ends(pools, speech):
+    checks.check_cancelled_turn_ends(pools.speech, speech)
+
+
+def test_concurrent_turns_all_complete(pools, speech):
+    with ThreadPoolExecutor(32) as pool:
+        turns = list(pool.map(lambda _: checks.check_voice_turn(pools.speech, speech, max_tokens=20), range(32)))
+    assert len(turns) == 32
