@@ -111,29 +111,71 @@ def test_greedy_tdt_emits_tokens_and_skips_by_predicted_durations():
     }
     visits: list[tuple[int, int]] = []
 
-    def step(frame, previous, state):
+    def scripted(frame, previous):
         t = int(frame[0])
         visit = sum(1 for seen, _ in visits if seen == t)
         visits.append((t, previous))
         token, dur = script[(t, visit)]
         logits, dlogits = np.zeros(blank + 1), np.zeros(len(durations))
         logits[token], dlogits[dur] = 1, 1
-        return logits, dlogits, (state[0] + 1, state[1])
+        return logits, dlogits
 
     encoded = np.tile(np.arange(10, dtype=np.float32), (4, 1))  # row 0 tells the fake decoder the frame
-    ids = tdt.greedy_tdt(encoded, 10, step, (np.zeros(1), np.zeros(1)), blank, durations)
-    assert ids == [0, 1, 2]
+    ids = tdt.greedy_tdt([encoded], [10], _batched(scripted), _zeros(1), blank, durations)
+    assert ids == [[0, 1, 2]]
     assert [t for t, _ in visits] == [0, 0, 1, 3, 4, 4, 5, 9]
     # The prediction network sees blank first, then always the last emitted token.
     assert [p for _, p in visits] == [blank, 0, 0, 0, 1, 2, 2, 2]
 
 
-def test_greedy_tdt_caps_symbols_per_frame():
-    def step(frame, previous, state):  # always "token 0, duration 0": would loop forever without the cap
-        return np.array([1.0, 0.0]), np.array([1.0, 0.0]), state
+def _zeros(batch: int):
+    return np.zeros((2, batch, 1)), np.zeros((2, batch, 1))
 
-    ids = tdt.greedy_tdt(np.zeros((1, 3)), 3, step, (None, None), blank_id=1, durations=[0, 1], max_symbols=4)
-    assert ids == [0] * 12
+
+def _batched(per_utterance, calls: list | None = None):
+    """A decoder-joint step over a batch, from a per-utterance scoring function; counts its calls in ``calls``;
+    a non-blank token advances that utterance's state by one."""
+
+    def step(frames, previous, state):
+        if calls is not None:
+            calls.append(len(previous))
+        scored = [per_utterance(frame, int(p)) for frame, p in zip(frames, previous, strict=True)]
+        return np.stack([s[0] for s in scored]), np.stack([s[1] for s in scored]), (state[0] + 1, state[1])
+
+    return step
+
+
+def test_greedy_tdt_decodes_a_batch_as_each_alone_in_as_many_calls_as_the_longest():
+    blank, durations = 5, [0, 1, 2]
+
+    def score(frame, previous):  # frame value -> token (value % 6, blank when 5), advance 1 or 2
+        value = int(frame[0])
+        logits, dlogits = np.zeros(blank + 1), np.zeros(len(durations))
+        logits[value % 6] = 1
+        dlogits[1 + value % 2] = 1
+        return logits, dlogits
+
+    utterances = [np.arange(n, dtype=np.float32)[None, :] * k for n, k in ((12, 1), (5, 3), (30, 7))]
+    lengths = [u.shape[1] for u in utterances]
+    alone, alone_calls = [], []
+    for u, n in zip(utterances, lengths, strict=True):
+        calls: list[int] = []
+        alone += tdt.greedy_tdt([u], [n], _batched(score, calls), _zeros(1), blank, durations)
+        alone_calls.append(len(calls))
+    calls = []
+    together = tdt.greedy_tdt(utterances, lengths, _batched(score, calls), _zeros(3), blank, durations)
+    assert together == alone and all(together)
+    assert len(calls) == max(alone_calls) < sum(alone_calls)
+    assert calls[0] == 3 and calls[-1] == 1, "finished utterances leave the batch"
+
+
+def test_greedy_tdt_caps_symbols_per_frame():
+    def score(frame, previous):  # always "token 0, duration 0": would loop forever without the cap
+        return np.array([1.0, 0.0]), np.array([1.0, 0.0])
+
+    ids = tdt.greedy_tdt([np.zeros((1, 3))], [3], _batched(score), _zeros(1), blank_id=1, durations=[0, 1],
+                         max_symbols=4)  # fmt: skip
+    assert ids == [[0] * 12]
 
 
 def test_detokenize_joins_sentencepiece_pieces():

@@ -95,9 +95,11 @@ def test_a_bad_request_counts_as_a_failure_of_the_request_stage(serving, measure
     with pytest.raises(Exception, match="AUDIO"):
         serving.stream("voice_pipeline", pipeline_inputs(np.zeros(100, dtype=np.float32), 10))
     after = scrape(serving)
-    assert value(after, "voice_turn_failures_total", stage="request") - value(
-        before, "voice_turn_failures_total", stage="request"
-    ) == 1
+    assert (
+        value(after, "voice_turn_failures_total", stage="request")
+        - value(before, "voice_turn_failures_total", stage="request")
+        == 1
+    )
     assert value(after, "voice_turns_total") - value(before, "voice_turns_total") == 1
 
 

@@ -2,10 +2,11 @@
 
 Same public interface as the cpu model (``AUDIO`` + ``SAMPLE_RATE`` -> ``TRANSCRIPT``). A dynamic batch is
 turned into NeMo log-mel features (``features.py``), encoded in one BLS call to ``encoder_model``
-(``asr_encoder``: FastConformer, batched by Triton), then each utterance is decoded greedily
-(``tdt.py``) by stepping ``decoder_model`` (``asr_decoder_joint``: prediction network + joint, one
-frame per call, LSTM state carried between calls). Files next to this one (synced from the model
-store with the engines): ``tokens.txt`` (``<piece> <id>`` per line, blank last, as NeMo exports it).
+(``asr_encoder``: FastConformer, batched by Triton), then the utterances are decoded greedily side by
+side (``tdt.py``) by stepping ``decoder_model`` (``asr_decoder_joint``: prediction network + joint, the
+current frame of every utterance per call, LSTM states carried between calls). Files next to this one
+(synced from the model store with the engines): ``tokens.txt`` (``<piece> <id>`` per line, blank last,
+as NeMo exports it).
 Parameters: ``encoder_model``, ``decoder_model``, ``tdt_durations`` (default ``0,1,2,3,4``),
 ``decoder_state_size`` (default 640), ``decoder_layers`` (default 2), ``max_symbols_per_step``,
 ``max_audio_s``.
@@ -48,7 +49,7 @@ class TritonPythonModel:
         self.encoder_model = params["encoder_model"]
         self.decoder_model = params["decoder_model"]
         self.durations = [int(d) for d in params.get("tdt_durations", "0,1,2,3,4").split(",")]
-        self.state_shape = (int(params.get("decoder_layers", "2")), 1, int(params.get("decoder_state_size", "640")))
+        self.state_shape = (int(params.get("decoder_layers", "2")), int(params.get("decoder_state_size", "640")))
         self.max_symbols = int(params.get("max_symbols_per_step", "10"))
         self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
 
@@ -67,7 +68,7 @@ class TritonPythonModel:
             ["outputs", "encoded_lengths"],
         )
         frames = encoded["encoded_lengths"].reshape(-1)
-        texts = [self._decode(encoded["outputs"][i], int(frames[i])) for i in range(len(utterances))]
+        texts = self._decode(encoded["outputs"], [int(f) for f in frames])
         responses, at = [], 0
         for audio in items:
             rows = np.array([[t.encode()] for t in texts[at : at + len(audio)]], dtype=np.object_)
@@ -77,24 +78,25 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("TRANSCRIPT", rows)]))
         return responses
 
-    def _decode(self, encoded: np.ndarray, length: int) -> str:
-        state = (np.zeros(self.state_shape, dtype=np.float32), np.zeros(self.state_shape, dtype=np.float32))
+    def _decode(self, encoded: np.ndarray, lengths: list[int]) -> list[str]:
+        layers, size = self.state_shape
+        zeros = np.zeros((layers, len(lengths), size), dtype=np.float32)
         vocabulary = self.blank_id + 1  # token logits come first, then one logit per duration
 
-        def step(frame, previous, current):
+        def step(frames, previous, state):
             out = bls.call(
                 self.decoder_model,
                 {
-                    "encoder_outputs": frame[None, :, None].astype(np.float32),
-                    "targets": np.array([[previous]], dtype=np.int32),
-                    "target_length": np.array([1], dtype=np.int32),
-                    "input_states_1": current[0],
-                    "input_states_2": current[1],
+                    "encoder_outputs": frames[:, :, None].astype(np.float32),
+                    "targets": previous[:, None],
+                    "target_length": np.ones(len(previous), dtype=np.int32),
+                    "input_states_1": np.ascontiguousarray(state[0]),
+                    "input_states_2": np.ascontiguousarray(state[1]),
                 },
                 ["outputs", "output_states_1", "output_states_2"],
             )
-            logits = out["outputs"].reshape(-1)
-            return logits[:vocabulary], logits[vocabulary:], (out["output_states_1"], out["output_states_2"])
+            logits = out["outputs"].reshape(len(previous), -1)
+            return logits[:, :vocabulary], logits[:, vocabulary:], (out["output_states_1"], out["output_states_2"])
 
-        ids = greedy_tdt(encoded, length, step, state, self.blank_id, self.durations, self.max_symbols)
-        return detokenize(ids, self.vocab)
+        ids = greedy_tdt(encoded, lengths, step, (zeros, zeros), self.blank_id, self.durations, self.max_symbols)
+        return [detokenize(utterance, self.vocab) for utterance in ids]
