@@ -6,8 +6,8 @@ compatibility gate. ``infra.engine_declarations`` turns plans into ``Engine`` re
 
 * Models with catalog ``engines`` (ASR, TTS, embeddings) get one TensorRT plan per engine, per pool
   whose role is the model's pool, at the model's selected precision. Optimization profiles come from
-  the engine's tensors (batch from its batching, fixed dims as declared) and ``DYNAMIC_DIMS`` below
-  for the dynamic ones.
+  the engine's tensors (batch from its batching, fixed dims as declared) and the catalog engine's
+  ``profile`` for the dynamic ones (the catalog bounds the public model's requests by the same limits).
 * LLMs get one TensorRT-LLM artifact (ModelOpt FP8 checkpoint or bf16 checkpoint + serving config)
   per LLM pool. With ``llm_variants="lora"`` a LoRA variant becomes an adapter artifact bound to its
   base model's key, and the base is prepared with LoRA serving enabled.
@@ -18,7 +18,7 @@ imported checkpoints and exported graphs, the lock does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -36,28 +36,6 @@ from engines.spec import (
     content_key,
 )
 
-# Ranges (min, opt, max) of each dynamic (-1) dimension of each catalog engine input, in axis
-# order, batch excluded for batched engines. They bound what the deployed engine accepts, so they
-# follow the catalog's limits: utterances up to ~16 s of 10 ms mel frames (8x subsampled after the
-# encoder), up to 256 text tokens, up to ~18 s of 22.05 kHz audio from 80-bin spectrogram frames.
-DYNAMIC_DIMS: Mapping[str, Mapping[str, tuple[tuple[int, int, int], ...]]] = {
-    "asr_encoder": {"audio_signal": ((16, 800, 1600),)},
-    "asr_decoder_joint": {
-        # Not batched by Triton: the first dimension is the utterance batch of the greedy loop.
-        "encoder_outputs": ((1, 4, 8), (1, 100, 200)),
-        "targets": ((1, 4, 8), (1, 1, 1)),
-        "target_length": ((1, 4, 8),),
-        "input_states_1": ((1, 4, 8),),
-        "input_states_2": ((1, 4, 8),),
-    },
-    "tts_fastpitch": {"text": ((1, 64, 256),), "pitch": ((1, 64, 256),), "pace": ((1, 64, 256),)},
-    "tts_hifigan": {"spec": ((16, 400, 1600),)},
-    "embed_encoder": {
-        "input_ids": ((1, 64, 256),),
-        "attention_mask": ((1, 64, 256),),
-        "token_type_ids": ((1, 64, 256),),
-    },
-}
 # Calibration text for FP8 LLM checkpoints (one sample per line), pinned in the source lock.
 LLM_CALIBRATION_URI = "store://calibration/llm-fp8-calibration.txt"
 LlmVariants = Literal["separate", "lora"]
@@ -93,7 +71,7 @@ class PlannedEngine:
 
 def engine_profiles(engine: Any) -> tuple[InputProfile, ...]:
     """Optimization profiles of a catalog engine (``model_repo.catalog.CatalogEngine``)."""
-    ranges = DYNAMIC_DIMS.get(engine.name, {})
+    ranges = engine.profile
     batching = engine.batching
     profiles = []
     for tensor in engine.inputs:
@@ -101,8 +79,8 @@ def engine_profiles(engine: Any) -> tuple[InputProfile, ...]:
         dynamic = list(ranges.get(tensor.name, ()))
         if sum(1 for d in dims if d == -1) != len(dynamic):
             raise PlanError(
-                f"engine {engine.name!r} input {tensor.name!r} has dims {list(dims)} but DYNAMIC_DIMS gives "
-                f"{len(dynamic)} range(s); give one (min, opt, max) per -1 in engines/catalog_engines.py"
+                f"engine {engine.name!r} input {tensor.name!r} has dims {list(dims)} but its catalog profile gives "
+                f"{len(dynamic)} range(s); give one (min, opt, max) per -1 in model_repo/catalog/models.py"
             )
         lo, opt, hi = [], [], []
         if batching.max_batch_size > 0:

@@ -213,9 +213,7 @@ def engine_config(engine: CatalogEngine, parent: ModelSpec) -> mc.ModelConfig:
 # --- planning (in memory, before anything touches the disk) ---------------------------------------
 
 
-def rendered_models(
-    specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separate"
-) -> list[RenderedModel]:
+def rendered_models(specs: Sequence[ModelSpec], target: str, *, llm_variants: str = "separate") -> list[RenderedModel]:
     """Every model the repository will hold, with its config; raises RenderError on any problem."""
     if target not in TARGETS:
         raise RenderError(f"target {target!r} is not one of {list(TARGETS)}")

@@ -48,8 +48,10 @@ def render(pin: Mapping[str, str], values: Mapping[str, Any], release: str, name
 def render_releases(run: Any) -> dict[str, tuple[Any, list[dict]]]:
     """Release name -> (its registration, the objects Helm renders from exactly the values the program passed)."""
     return {
-        r.inputs["name"]: (r, render(PINS[r.inputs["chart"]], r.inputs.get("values") or {}, r.inputs["name"],
-                                     r.inputs["namespace"]))  # fmt: skip
+        r.inputs["name"]: (
+            r,
+            render(PINS[r.inputs["chart"]], r.inputs.get("values") or {}, r.inputs["name"], r.inputs["namespace"]),
+        )  # fmt: skip
         for r in run.of_type(RELEASE_TYPE)
     }
 

@@ -57,8 +57,9 @@ def stack_objects(stack: str) -> StackObjects:
             program[registration.name] = manifest
     charts = {name: objects for name, (_, objects) in render_releases(run).items()}
     build_jobs = {
-        engine.name: build_job(EngineSpec.from_inputs(engine.inputs), "0" * 64,
-                               JobSettings.from_input(engine.inputs["runner"]), "s3://b/")  # fmt: skip
+        engine.name: build_job(
+            EngineSpec.from_inputs(engine.inputs), "0" * 64, JobSettings.from_input(engine.inputs["runner"]), "s3://b/"
+        )  # fmt: skip
         for engine in run.of_type(ENGINE)
     }
     return StackObjects(run, program, charts, build_jobs)

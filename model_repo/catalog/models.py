@@ -26,6 +26,20 @@ from model_repo.catalog.schema import (
 # --- tensors shared by several models -------------------------------------------------------------
 
 AUDIO_IN = Tensor("AUDIO", "TYPE_FP32", (-1,))
+
+# Limits a gpu-target model promises and its engines' optimization profiles allow, from one place each.
+ASR_MIN_SAMPLES = 1_600  # 100 ms at 16 kHz: the shortest utterance the gpu ASR takes
+ASR_MAX_AUDIO_S = 30  # the longest
+MEL_HOP = 160  # NeMo's 10 ms hop: a centred STFT gives samples // 160 + 1 feature frames (gpu/asr/features.py)
+TTS_MAX_TEXT_TOKENS = 256  # FastPitch symbols per engine call (the TTS glue splits longer sentences)
+VOCODER_FRAMES = (16, 400, 1_600)  # HiFi-GAN spectrogram frames per call (the glue pads short, splits long)
+EMBED_MAX_TOKENS = 256
+
+
+def _mel_frames(samples: int) -> int:
+    return samples // MEL_HOP + 1
+
+
 SAMPLE_RATE_IN = Tensor("SAMPLE_RATE", "TYPE_INT32", (1,))
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 
@@ -194,6 +208,8 @@ ASR = ModelSpec(
                 files={"tokens.txt": Artifact("export://asr/tokens.txt")},
                 encoder_model="asr_encoder",
                 decoder_model="asr_decoder_joint",
+                min_samples=str(ASR_MIN_SAMPLES),
+                max_audio_s=str(ASR_MAX_AUDIO_S),
             ),
             "cpu": _cpu(
                 WEIGHTS_RANDOM,
@@ -217,6 +233,9 @@ ASR = ModelSpec(
                 Tensor("encoded_lengths", "TYPE_INT64", (1,), reshape=()),
             ),
             batching=Batching(8, (4, 8), 1_000),
+            profile=MappingProxyType(
+                {"audio_signal": ((_mel_frames(ASR_MIN_SAMPLES), 800, _mel_frames(ASR_MAX_AUDIO_S * 16_000)),)}
+            ),
         ),
         CatalogEngine(
             name="asr_decoder_joint",
@@ -237,6 +256,17 @@ ASR = ModelSpec(
                 Tensor("output_states_2", "TYPE_FP32", (2, -1, 640)),
             ),
             batching=Batching(0),
+            # Not batched by Triton: the first dimension is the utterance batch of the greedy loop (up to the
+            # ASR's max batch), one encoder frame per call.
+            profile=MappingProxyType(
+                {
+                    "encoder_outputs": ((1, 4, 8), (1, 1, 1)),
+                    "targets": ((1, 4, 8), (1, 1, 1)),
+                    "target_length": ((1, 4, 8),),
+                    "input_states_1": ((1, 4, 8),),
+                    "input_states_2": ((1, 4, 8),),
+                }
+            ),
         ),
     ),
 )
@@ -265,6 +295,9 @@ TTS = ModelSpec(
                 files={"tokens.json": Artifact("export://tts/tokens.json")},
                 fastpitch_model="tts_fastpitch",
                 hifigan_model="tts_hifigan",
+                max_text_tokens=str(TTS_MAX_TEXT_TOKENS),
+                vocoder_min_frames=str(VOCODER_FRAMES[0]),
+                vocoder_max_frames=str(VOCODER_FRAMES[2]),
             ),
             # No packaged neural TTS weights exist; espeak-ng speaks real, intelligible audio on CPU.
             "cpu": _cpu(WEIGHTS_ESPEAK, "tts", Artifact("system://espeak-ng"), voice="en-us", chunk_ms="200"),
@@ -290,6 +323,7 @@ TTS = ModelSpec(
                 Tensor("pitch_predicted", "TYPE_FP32", (-1,)),
             ),
             batching=Batching(8, (4, 8), 1_000),
+            profile=MappingProxyType({name: ((1, 64, TTS_MAX_TEXT_TOKENS),) for name in ("text", "pitch", "pace")}),
         ),
         CatalogEngine(
             name="tts_hifigan",
@@ -297,6 +331,7 @@ TTS = ModelSpec(
             inputs=(Tensor("spec", "TYPE_FP32", (80, -1)),),
             outputs=(Tensor("audio", "TYPE_FP32", (1, -1)),),
             batching=Batching(8, (4, 8), 1_000),
+            profile=MappingProxyType({"spec": (VOCODER_FRAMES,)}),
         ),
     ),
 )
@@ -369,7 +404,7 @@ EMBED = ModelSpec(
                 "KIND_CPU",
                 files={"tokenizer.json": MINILM_TOKENIZER},  # the tokenizer of the weights the engine runs
                 encoder_model="embed_encoder",
-                max_tokens="256",
+                max_tokens=str(EMBED_MAX_TOKENS),
             ),
             # The packaged weights exported to ONNX at render time; ONNX Runtime runs them.
             "cpu": _cpu(
@@ -391,6 +426,9 @@ EMBED = ModelSpec(
             ),
             outputs=(Tensor("last_hidden_state", "TYPE_FP32", (-1, EMBEDDING_DIM)),),
             batching=Batching(64, (16, 32, 64), 500),
+            profile=MappingProxyType(
+                {name: ((1, 64, EMBED_MAX_TOKENS),) for name in ("input_ids", "attention_mask", "token_type_ids")}
+            ),
         ),
     ),
 )

@@ -30,6 +30,7 @@ WEIGHTS_PACKAGED = "packaged"
 WEIGHTS_RANDOM = "random-weights (real architecture, not trained)"
 WEIGHTS_ESPEAK = "espeak-ng"
 
+
 class CatalogError(ValueError):
     """A selection, override or catalog entry that cannot be served; the message names value and fix."""
 
@@ -124,6 +125,10 @@ class CatalogEngine:
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     batching: Batching
+    # (min, opt, max) of each dynamic (-1) dimension of each input, in axis order, batch excluded: the TensorRT
+    # optimization profile (``engines/`` builds it) and the warm-up shape (``opt``). A request outside it fails
+    # at run time, so the public model's limits come from the same constants (``models.py``).
+    profile: Mapping[str, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
     instance_group: InstanceGroup = InstanceGroup("KIND_GPU", 1)
 
 

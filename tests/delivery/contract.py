@@ -31,7 +31,7 @@ def contract_problems(
             if name == "outputsVersion":
                 problems.append(
                     "output 'outputsVersion' is missing; export it beside the others: "
-                    f"\"outputsVersion\": \"{contract['outputsVersion']}\" "
+                    f'"outputsVersion": "{contract["outputsVersion"]}" '
                     "(docs/outputs.contract.json holds the version)"
                 )
             elif spec["status"] == "stable":

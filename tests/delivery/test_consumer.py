@@ -47,8 +47,13 @@ def _run_consumer(outputs: dict[str, Any], secret_names: list[str], *, stack: st
 
     mocks = PlatformMocks(region="us-west-2", resources={STACK_REFERENCE: stack_reference})
     try:
-        run = run_program({"voice-gateway:platformOrg": "acme"}, stack=stack, project="voice-gateway",
-                          program=consumer_program, mocks=mocks)
+        run = run_program(
+            {"voice-gateway:platformOrg": "acme"},
+            stack=stack,
+            project="voice-gateway",
+            program=consumer_program,
+            mocks=mocks,
+        )
     finally:
         drain_event_loop()
     return run, references

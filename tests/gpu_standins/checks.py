@@ -97,6 +97,11 @@ def check_stages(server: TritonServer, speech: np.ndarray) -> None:
         assert {int(r.outputs["SAMPLE_RATE"].reshape(-1)[0]) for r in responses if "SAMPLE_RATE" in r.outputs} == {
             SAMPLE_RATE
         }
+        # One sentence longer than FastPitch's profile (256 symbols): spoken in parts, not refused by the engine.
+        long = " ".join(["please hold while we connect your call to the next available agent"] * 6)
+        responses, _ = triton_calls.stream(client, "tts", {"TEXT": np.array([long.encode()], dtype=np.object_)},
+                                           ["AUDIO"], 300.0)  # fmt: skip
+        assert sum(r.outputs["AUDIO"].size for r in responses if "AUDIO" in r.outputs) > SAMPLE_RATE
     finally:
         client.close()
 

@@ -149,6 +149,14 @@ class TritonPythonModel:
         self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if on_gpu else "cpu")
         self.dtype = torch.float16 if on_gpu else torch.float32  # the engines are FP16 builds
         self.inputs = [i["name"] for i in config["input"]]
+        # Each input's dynamic dimensions (batch excluded) -> (min, max) of the engine's optimization profile.
+        profile = json.loads(params.get("standin_profile", "{}"))
+        self.bounds = {
+            i["name"]: [(axis, lo, hi) for axis, (lo, _, hi) in zip(
+                [a for a, d in enumerate(i.get("reshape", {}).get("shape", i["dims"])) if int(d) == -1],
+                profile.get(i["name"], []), strict=True)]
+            for i in config["input"]
+        }  # fmt: skip
         self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]]
         self.batched = int(config.get("max_batch_size", 0)) > 0
         torch.manual_seed(0)
@@ -158,8 +166,27 @@ class TritonPythonModel:
         value = torch.from_dlpack(pb_utils.get_input_tensor_by_name(request, name).to_dlpack()).to(self.device)
         return value.to(self.dtype) if name in FLOAT_INPUTS else value
 
-    @torch.inference_mode()
+    def _outside_profile(self, request) -> str | None:
+        for name, bounds in self.bounds.items():
+            shape = pb_utils.get_input_tensor_by_name(request, name).shape()
+            dims = shape[1:] if self.batched else shape
+            for axis, lo, hi in bounds:
+                if not lo <= dims[axis] <= hi:
+                    return (
+                        f"input {name} dimension {axis} is {dims[axis]}, outside the optimization profile [{lo}, {hi}]"
+                    )
+        return None
+
     def execute(self, requests):
+        errors = [self._outside_profile(r) for r in requests]
+        valid = [r for r, e in zip(requests, errors, strict=True) if e is None]
+        results = iter(self._run(valid) if valid else [])
+        return [
+            next(results) if e is None else pb_utils.InferenceResponse(error=pb_utils.TritonError(e)) for e in errors
+        ]
+
+    @torch.inference_mode()
+    def _run(self, requests):
         # Triton's dynamic batcher hands over requests of equal shapes: run them as one batch, as TensorRT does.
         feeds = {name: [self._tensor(r, name) for r in requests] for name in self.inputs}
         sizes = [t.shape[0] for t in feeds[self.inputs[0]]] if self.batched else [None] * len(requests)

@@ -123,6 +123,9 @@ def _standin_engine(model_dir: Path, scale: str, on_gpu: bool) -> None:
             del group.gpus[:]
     config.parameters["standin_engine"].string_value = config.name
     config.parameters["standin_scale"].string_value = scale
+    # The optimization profile the engine would be built with: the stand-in refuses shapes outside it, as TensorRT.
+    (engine,) = [e for m in catalog.CATALOG.values() for e in m.engines if e.name == config.name]
+    config.parameters["standin_profile"].string_value = json.dumps({k: list(v) for k, v in engine.profile.items()})
     (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
     shutil.copyfile(STANDIN, model_dir / "1" / "model.py")
 

@@ -68,7 +68,9 @@ def test_bootstrap_creates_the_store_uploads_and_pins_every_source(s3_endpoint, 
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"]
         assert listed >= 1, uri
     assert pins["export://asr/encoder.onnx"]["uri"] == "store://sources/asr/encoder.onnx"
-    assert pins["hf://meta-llama/Llama-3.1-8B-Instruct"]["uri"] == "store://sources/hf/meta-llama/Llama-3.1-8B-Instruct/"
+    assert (
+        pins["hf://meta-llama/Llama-3.1-8B-Instruct"]["uri"] == "store://sources/hf/meta-llama/Llama-3.1-8B-Instruct/"
+    )
 
     # A second run adopts the store and changes nothing that is pinned.
     assert bootstrap.main(["--stack", "dev", "--lock", str(lock)]) == 0

@@ -55,13 +55,13 @@ CASES = {
             "triton-platform:cluster.publicAccessCidrs": ["0.0.0.0/0"],
         },
         (),
-        ["cluster.publicAccessCidrs = [\"0.0.0.0/0\"]", "opens the Kubernetes API to the internet"],
+        ['cluster.publicAccessCidrs = ["0.0.0.0/0"]', "opens the Kubernetes API to the internet"],
     ),
     "documentation-range-as-deployer": (
         "dev",
         {"triton-platform:cluster.deployerCidrs": ["203.0.113.0/24"]},
         (),
-        ["cluster.deployerCidrs = [\"203.0.113.0/24\"]", "documentation range (RFC 5737)", "egress CIDR"],
+        ['cluster.deployerCidrs = ["203.0.113.0/24"]', "documentation range (RFC 5737)", "egress CIDR"],
     ),
     "admin-not-a-role": (
         "dev",
@@ -159,10 +159,14 @@ def test_the_unmodified_stacks_are_valid():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"triton-platform:gpuPools[0].capacityReservationId": "reservation-1"},
-         ['gpuPools[0].capacityReservationId = "reservation-1"', "like cr-0123456789abcdef0"]),
-        ({"triton-platform:gpuPools[0].instanceTypes": ["g6e.3xlarge"]},
-         ["g6e.3xlarge", "no known shape", "platform_spec.gpus.INSTANCE_TYPES"]),
+        (
+            {"triton-platform:gpuPools[0].capacityReservationId": "reservation-1"},
+            ['gpuPools[0].capacityReservationId = "reservation-1"', "like cr-0123456789abcdef0"],
+        ),
+        (
+            {"triton-platform:gpuPools[0].instanceTypes": ["g6e.3xlarge"]},
+            ["g6e.3xlarge", "no known shape", "platform_spec.gpus.INSTANCE_TYPES"],
+        ),
     ],
 )
 def test_new_pool_keys_name_the_key_the_value_and_the_fix(override, expected):

@@ -178,6 +178,31 @@ def test_greedy_tdt_caps_symbols_per_frame():
     assert ids == [[0] * 12]
 
 
+def test_engine_profiles_cover_exactly_what_the_public_models_accept():
+    """A request inside the public model's limits never meets a TensorRT shape error, and one outside them gets
+    the model's own error: the catalog renders both from one constant each."""
+    asr, tts, embed = (catalog.CATALOG[n] for n in ("asr", "tts", "embed"))
+    engines = {e.name: e for m in (asr, tts, embed) for e in m.engines}
+    params = asr.target("gpu").parameters
+    (frames,) = engines["asr_encoder"].profile["audio_signal"]
+    shortest, longest = int(params["min_samples"]), int(float(params["max_audio_s"]) * 16_000)
+    assert (frames[0], frames[2]) == (features.frames_for(shortest), features.frames_for(longest))
+    tts_params = tts.target("gpu").parameters
+    assert engines["tts_fastpitch"].profile["text"][0][2] == int(tts_params["max_text_tokens"])
+    spec = engines["tts_hifigan"].profile["spec"][0]
+    assert (spec[0], spec[2]) == (int(tts_params["vocoder_min_frames"]), int(tts_params["vocoder_max_frames"]))
+    assert engines["embed_encoder"].profile["input_ids"][0][2] == int(embed.target("gpu").parameters["max_tokens"])
+
+
+def test_a_long_sentence_goes_to_fastpitch_in_parts_cut_at_word_breaks():
+    space = 1
+    ids = [5, 6, space, 7, 8, 9, space, 5, 5, 5, 5, 5, 5]
+    parts = text_tokens.split_tokens(ids, 5, space)
+    assert parts == [[5, 6, space], [7, 8, 9, space], [5, 5, 5, 5, 5], [5]]
+    assert all(len(p) <= 5 for p in parts) and sum(parts, []) == ids
+    assert text_tokens.split_tokens([], 5, space) == []
+
+
 def test_detokenize_joins_sentencepiece_pieces():
     assert tdt.detokenize([0, 1, 2], ["\u2581hel", "lo", "\u2581there"]) == "hello there"
 

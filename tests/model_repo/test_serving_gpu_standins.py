@@ -11,6 +11,7 @@ Not run here: TensorRT itself; GPU memory (outputs here are in CPU memory; the G
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.gpu_standins import checks
@@ -43,3 +44,17 @@ def test_bls_reads_engine_outputs_through_cpu_memory(standin_pools):
     seen = checks.bls_memory(standin_pools.speech)
     assert seen["default_on_cpu"] and not seen["numpy_error"], "on CPU instances the outputs are in CPU memory"
     assert seen["bls_shape"] == [1, 1024, 100]
+
+
+def test_a_stand_in_refuses_shapes_outside_the_engines_profile(standin_pools):
+    """As TensorRT does: so the glue's splitting above is what keeps long input working, not a lenient stand-in."""
+    from local import triton_calls
+
+    client = triton_calls.grpc_client(standin_pools.speech.endpoints.grpc)
+    try:
+        ids = np.ones((1, 300), dtype=np.int64)
+        feeds = {"text": ids, "pitch": np.zeros((1, 300), np.float32), "pace": np.ones((1, 300), np.float32)}
+        with pytest.raises(triton_calls.CallError, match=r"outside the optimization profile \[1, 256\]"):
+            triton_calls.infer(client, "tts_fastpitch", feeds, ["spect"])
+    finally:
+        client.close()

@@ -74,11 +74,15 @@ def test_time_to_first_audio_trigger_is_the_pools_p95_and_zero_when_idle(tmp_pat
     # 100 turns per 15 s on two pods of pool speech: 90 % within 0.5 s, all within 1 s -> p95 = 0.75 s.
     series = [
         {"series": bucket.format(pool="speech", le=le).replace('pod="p"', f'pod="{pod}"'), "values": f"0+{n}x40"}
-        for pod in ("a", "b") for le, n in (("0.5", 45), ("1", 50), ("+Inf", 50))
+        for pod in ("a", "b")
+        for le, n in (("0.5", 45), ("1", 50), ("+Inf", 50))
     ] + [{"series": bucket.format(pool="idle", le=le), "values": "0+0x40"} for le in ("0.5", "1", "+Inf")]
     checks = [
-        {"expr": "abs(keda:speech - 0.75) < bool 1e-9", "eval_time": "5m",
-         "exp_samples": [{"labels": "{}", "value": 1}]},  # fmt: skip
+        {
+            "expr": "abs(keda:speech - 0.75) < bool 1e-9",
+            "eval_time": "5m",
+            "exp_samples": [{"labels": "{}", "value": 1}],
+        },  # fmt: skip
         {"expr": "keda:idle", "eval_time": "5m", "exp_samples": [{"labels": "keda:idle", "value": 0}]},
     ]
     result = _promtool(tmp_path, rules, series, checks)

@@ -56,8 +56,10 @@ def test_smoke_fails_with_a_clear_message_on_a_wrong_answer_and_a_model_not_read
     assert smoke_job.main(["--check", f"{grpc}=vad_like,wrong_vad,never_loaded", "--wait", "30"]) == 1
     captured = capsys.readouterr()
     assert "1/3 models passed" in captured.out
-    wrong = (r"model wrong_vad at \S+: inference: output SPEECH_PROBS ranges \[2\.\d+, \d+\.\d+\], "
-             r"probabilities need \[0, 1\]")
+    wrong = (
+        r"model wrong_vad at \S+: inference: output SPEECH_PROBS ranges \[2\.\d+, \d+\.\d+\], "
+        r"probabilities need \[0, 1\]"
+    )
     assert re.search(wrong, captured.err)
     assert re.search(r"model never_loaded at \S+: is not ready \(in the repository, not loaded\)", captured.err)
 
@@ -68,8 +70,9 @@ def test_smoke_cli_runs_standalone_and_checks_every_listed_model(server, tmp_pat
     shipped.mkdir(parents=True)
     for name in SHIPPED:
         shutil.copy(Path(smoke_job.__file__).with_name(f"{name}.py"), shipped / f"{name}.py")
-    run_module = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1));"
-                  "runpy.run_module('local.smoke', run_name='__main__')")
+    run_module = (
+        "import runpy, sys; sys.path.insert(0, sys.argv.pop(1));runpy.run_module('local.smoke', run_name='__main__')"
+    )
     result = subprocess.run(
         [sys.executable, "-I", "-c", run_module, str(shipped.parent), "--check", server.endpoints.grpc, "--wait", "30"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,

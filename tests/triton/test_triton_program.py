@@ -422,6 +422,8 @@ def test_the_admin_key_of_the_restricted_apis_comes_from_a_secret(triton_run):
         env = {e["name"]: e for e in container["env"]}
         assert env["TRITON_ADMIN_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "triton-admin-key", "key": "key"}
         flags = [a for a in container["args"] if "restricted" in a]
-        assert flags == ["--http-restricted-api=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)",
-                         "--grpc-restricted-protocol=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)"]
+        assert flags == [
+            "--http-restricted-api=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)",
+            "--grpc-restricted-protocol=logging,trace,shared-memory:triton-admin-key=$(TRITON_ADMIN_KEY)",
+        ]
         assert secret.inputs["stringData"]["key"] not in str(deployment.inputs)

@@ -9,7 +9,8 @@ current frame of every utterance per call, LSTM states carried between calls). F
 as NeMo exports it).
 Parameters: ``encoder_model``, ``decoder_model``, ``tdt_durations`` (default ``0,1,2,3,4``),
 ``decoder_state_size`` (default 640), ``decoder_layers`` (default 2), ``max_symbols_per_step``,
-``max_audio_s``.
+``min_samples`` and ``max_audio_s`` (the encoder engine's profile covers exactly this range; outside it a
+request gets a clear error here instead of a TensorRT shape error).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from _common.artifact import required
 from features import batch_features
 from tdt import detokenize, greedy_tdt
 
-MIN_SAMPLES = 1_600  # 100 ms
+MIN_SAMPLES = 1_600  # 100 ms, unless the config says (the catalog renders the encoder profile's own limit)
 # What this model loads from its version directory: config parameter -> default name (the renderer
 # checks each one is written or listed in repository.json for the deployment to place).
 REQUIRED_FILES = {"tokens_file": "tokens.txt"}
@@ -52,12 +53,13 @@ class TritonPythonModel:
         self.state_shape = (int(params.get("decoder_layers", "2")), int(params.get("decoder_state_size", "640")))
         self.max_symbols = int(params.get("max_symbols_per_step", "10"))
         self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
+        self.min_samples = int(params.get("min_samples", MIN_SAMPLES))
 
     def execute(self, requests):
         return triton.execute_batch(requests, self._parse, self._compute)
 
     def _parse(self, request):
-        return triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)
+        return triton.audio_rows(request, self.config, min_samples=self.min_samples, max_seconds=self.max_seconds)
 
     def _compute(self, items):
         utterances = [row for audio in items for row in audio]

@@ -7,7 +7,9 @@ an empty final response). The text is cut into sentences; each sentence is token
 ``chunk_ms`` chunks -- the first sentence plays while the next is synthesised. Files next to this one:
 ``tokens.json`` (symbol table + lexicon from the export step). Parameters: ``fastpitch_model``,
 ``hifigan_model``, ``chunk_ms``, ``pace`` (speaking rate, 1.0 = trained), ``vocoder_sample_rate``,
-``max_text_chars``.
+``max_text_chars``, and the engines' profile limits ``max_text_tokens`` (a longer sentence is synthesised in
+parts cut at word breaks), ``vocoder_min_frames``/``vocoder_max_frames`` (the spectrogram goes to HiFi-GAN in
+pieces that fit).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from _common import bls, triton, tts
 from _common.artifact import required
 from _common.pcm import rechunk, resample
-from text_tokens import PhonemeTokenizer
+from text_tokens import PhonemeTokenizer, split_tokens
 
 OUT_RATE = 16_000
 # What this model loads from its version directory: config parameter -> default name (the renderer
@@ -43,6 +45,12 @@ class TritonPythonModel:
         self.vocoder_rate = int(params.get("vocoder_sample_rate", "22050"))
         self.chunk_samples = OUT_RATE * int(params.get("chunk_ms", "200")) // 1000
         self.max_chars = int(params.get("max_text_chars", "2000"))
+        # The engines' optimization profiles (rendered from the catalog): longer input is split, shorter padded.
+        self.max_tokens = int(params.get("max_text_tokens", "256"))
+        self.vocoder_frames = (
+            int(params.get("vocoder_min_frames", "16")),
+            int(params.get("vocoder_max_frames", "1600")),
+        )
 
     def execute(self, requests):
         return triton.execute_streams(requests, self._stream)
@@ -54,8 +62,10 @@ class TritonPythonModel:
 
     def _speak(self, sentence: str) -> np.ndarray:
         ids = self.tokenizer.encode(sentence)
-        if not ids:
-            return np.zeros(0, dtype=np.float32)
+        audio = [self._synthesise(part) for part in split_tokens(ids, self.max_tokens, self.tokenizer.space_id)]
+        return np.concatenate(audio) if audio else np.zeros(0, dtype=np.float32)
+
+    def _synthesise(self, ids: list[int]) -> np.ndarray:
         tokens = np.array([ids], dtype=np.int64)
         # NeMo's FastPitch export: a per-token pitch shift (0 keeps the predicted contour) and pace per token.
         mel = bls.call(
@@ -68,5 +78,14 @@ class TritonPythonModel:
             ["spect", "num_frames"],
         )
         frames = int(mel["num_frames"].reshape(-1)[0])  # a dynamic batch pads spect to its longest member
-        audio = bls.call(self.hifigan, {"spec": mel["spect"][:, :, :frames]}, ["audio"])["audio"]  # [1, 1, samples]
-        return resample(audio.reshape(-1), self.vocoder_rate, OUT_RATE)
+        spect = mel["spect"][:, :, :frames]
+        low, high = self.vocoder_frames
+        audio = []
+        for start in range(0, frames, high):
+            part = spect[:, :, start : start + high]
+            width = part.shape[2]
+            if width < low:  # pad with the quietest frame the spectrogram has; the padding's audio is cut off
+                part = np.concatenate([part, np.repeat(part.min(axis=2, keepdims=True), low - width, axis=2)], axis=2)
+            wave = bls.call(self.hifigan, {"spec": part}, ["audio"])["audio"].reshape(-1)  # [1, 1, samples]
+            audio.append(wave[: len(wave) * width // part.shape[2]])
+        return resample(np.concatenate(audio), self.vocoder_rate, OUT_RATE)

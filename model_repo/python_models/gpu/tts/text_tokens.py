@@ -44,6 +44,7 @@ class PhonemeTokenizer:
         self.ids = {symbol: i for i, symbol in enumerate(table["symbols"])}
         self.lexicon = {word.lower(): list(phones) for word, phones in table.get("lexicon", {}).items()}
         self.space = table.get("space", " ")
+        self.space_id = self.ids.get(self.space)
         self.pad_with_space = bool(table.get("pad_with_space", False))
 
     def symbols(self, text: str) -> list[str]:
@@ -63,3 +64,14 @@ class PhonemeTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return [self.ids[s] for s in self.symbols(text) if s in self.ids]
+
+
+def split_tokens(ids: list[int], limit: int, space_id: int | None) -> list[list[int]]:
+    """``ids`` in parts of at most ``limit`` symbols, cut after the last word break that fits where there is one."""
+    parts = []
+    while len(ids) > limit:
+        window = ids[:limit]
+        cut = max((i + 1 for i, t in enumerate(window) if t == space_id), default=limit)
+        parts.append(ids[:cut])
+        ids = ids[cut:]
+    return [*parts, ids] if ids else parts
