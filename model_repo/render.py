@@ -124,6 +124,9 @@ def _output(tensor: Tensor) -> mc.ModelOutput:
     return msg
 
 
+QUEUE_BATCHES = 16  # a dynamically batched model queues at most this many full batches
+
+
 def _instance_group(group: InstanceGroup, name: str) -> mc.ModelInstanceGroup:
     kind = mc.ModelInstanceGroup.Kind.Value(group.kind)
     return mc.ModelInstanceGroup(name=name, kind=kind, count=group.count, gpus=list(group.gpus))
@@ -134,6 +137,9 @@ def _batching(config: mc.ModelConfig, batching: Batching) -> None:
     if batching.dynamic:
         config.dynamic_batching.preferred_batch_size.extend(batching.preferred_batch_sizes)
         config.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
+        # A bounded queue: under overload a request is refused at once ("Exceeds maximum queue size") instead of
+        # waiting behind an unbounded backlog; the autoscaler sees the queue time and adds replicas.
+        config.dynamic_batching.default_queue_policy.max_queue_size = QUEUE_BATCHES * batching.max_batch_size
 
 
 def _parameters(config: mc.ModelConfig, params: Mapping[str, str]) -> None:
@@ -206,8 +212,28 @@ def engine_config(engine: CatalogEngine, parent: ModelSpec) -> mc.ModelConfig:
     config.input.extend(_input(t) for t in engine.inputs)
     config.output.extend(_output(t) for t in engine.outputs)
     config.instance_group.append(_instance_group(engine.instance_group, f"{engine.name}_gpu"))
+    config.model_warmup.append(_warmup(engine))
     _parameters(config, {"role": parent.role, "engine_of": parent.name, "precision": parent.precision_in_use})
     return config
+
+
+def _warmup(engine: CatalogEngine) -> mc.ModelWarmup:
+    """One request at the profile's optimal shapes, run while the model loads: the first real request no longer
+    pays TensorRT's execution-context and kernel set-up, and the pod turns ready only once the engine has run."""
+    batching = engine.batching
+    preferred = [b for b in batching.preferred_batch_sizes if b <= batching.max_batch_size]
+    warmup = mc.ModelWarmup(name=f"{engine.name}_profile_opt", batch_size=max(preferred, default=1))
+    for tensor in engine.inputs:
+        optimal = iter(r[1] for r in engine.profile.get(tensor.name, ()))
+        dims = [next(optimal) if d == -1 else d for d in tensor.dims]
+        data = warmup.inputs[tensor.name]
+        data.data_type = _dtype(tensor)
+        data.dims.extend(dims)
+        if tensor.dtype.startswith("TYPE_FP"):
+            data.random_data = True
+        else:
+            data.zero_data = True
+    return warmup
 
 
 # --- planning (in memory, before anything touches the disk) ---------------------------------------

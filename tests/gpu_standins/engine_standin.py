@@ -25,6 +25,7 @@ from torch import nn
 DEPTH = {"full": {"asr": 24, "embed": 6, "fastpitch": 6}, "tiny": {"asr": 2, "embed": 2, "fastpitch": 1}}
 TDT_DURATIONS = 5
 FRAMES_PER_TOKEN = 6
+MAX_TOKEN_FRAMES = 75  # FastPitch's max_token_duration
 
 
 def _encoder(d_model: int, heads: int, ff: int, layers: int) -> nn.TransformerEncoder:
@@ -98,8 +99,9 @@ class FastPitch(nn.Module):
     def forward(self, text, pitch, pace):
         encoded = self.encoder(self.symbols(text.clamp(0, 255)))
         pitch_predicted = self.pitch(encoded).squeeze(-1) + pitch
-        durations = torch.full(text.shape, float(FRAMES_PER_TOKEN), device=text.device) / pace.float()
-        repeats = durations.round().long().clamp(min=1)
+        # (pace clamped: the warm-up request sends random data, as the real engine's would be fed)
+        durations = torch.full(text.shape, float(FRAMES_PER_TOKEN), device=text.device) / pace.float().clamp(0.1, 10)
+        repeats = durations.round().long().clamp(1, MAX_TOKEN_FRAMES)
         frames = repeats.sum(dim=1)
         expanded = [torch.repeat_interleave(encoded[i], repeats[i], dim=0) for i in range(text.shape[0])]
         x = nn.utils.rnn.pad_sequence(expanded, batch_first=True)

@@ -204,6 +204,23 @@ def test_engine_scalar_reshape_survives_the_round_trip(gpu_repo):
     assert length.HasField("reshape") and list(length.reshape.shape) == []
 
 
+def test_engines_warm_up_at_their_profiles_optimal_shapes(gpu_repo):
+    configs = parse_all(gpu_repo)
+    encoder = configs["asr_encoder"].model_warmup
+    assert len(encoder) == 1 and encoder[0].batch_size == 8
+    assert list(encoder[0].inputs["audio_signal"].dims) == [128, 800] and encoder[0].inputs["audio_signal"].random_data
+    assert list(encoder[0].inputs["length"].dims) == [1] and encoder[0].inputs["length"].zero_data
+    decoder = configs["asr_decoder_joint"].model_warmup[0]  # not batched by Triton: whole shapes, batch 4 inside
+    assert decoder.batch_size == 1 and list(decoder.inputs["input_states_1"].dims) == [2, 4, 640]
+    assert not configs["asr"].model_warmup, "Python glue has no engine context to set up"
+
+
+def test_dynamically_batched_models_have_a_bounded_queue(gpu_repo):
+    for name, config in parse_all(gpu_repo).items():
+        if config.max_batch_size > 0:
+            assert config.dynamic_batching.default_queue_policy.max_queue_size == 16 * config.max_batch_size, name
+
+
 def test_lora_mode_serves_the_variant_as_an_adapter_on_its_base(tmp_path, python_models):
     result = render.render_repository(
         catalog.select({}), "gpu", tmp_path / "lora", python_models_dir=python_models, llm_variants="lora"
