@@ -52,6 +52,7 @@ def key_material(spec: EngineSpec) -> dict[str, Any]:
             "runtime_version": t.runtime_version,
             "gpu_sku": t.gpu_sku,
             "compute_capability": t.compute_capability,
+            "cuda_version": t.cuda_version,
         },
     }
 
@@ -81,6 +82,7 @@ KEYED_INPUTS = (
     "runtime_version",
     "gpu_sku",
     "compute_capability",
+    "cuda_version",
     "builder_code_version",
 )
 UNKEYED_SPEC_INPUTS = ("model", "source_uri", "serving_image")

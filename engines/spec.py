@@ -82,6 +82,7 @@ class EngineSpec:
             "runtime_version": t.runtime_version,
             "gpu_sku": t.gpu_sku,
             "compute_capability": t.compute_capability,
+            "cuda_version": t.cuda_version,
             "serving_image": t.serving_image,
             "builder_code_version": self.builder_code_version,
         }
@@ -103,6 +104,7 @@ class EngineSpec:
                 gpu_sku=p.optional_string("gpu_sku"),
                 compute_capability=p.optional_string("compute_capability"),
                 serving_image=p.optional_string("serving_image") or "",
+                cuda_version=p.optional_string("cuda_version"),
             ),
             builder_code_version=p.string("builder_code_version"),
             settings=BuilderSettings(

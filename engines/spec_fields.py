@@ -40,7 +40,7 @@ PRECISIONS_OF_BUILDER = {
 }
 
 # Bumped when the key derivation itself changes (it then rebuilds everything, on purpose).
-KEY_SCHEMA = "engine-key-v1"
+KEY_SCHEMA = "engine-key-v2"  # v2: the target's CUDA version is keyed
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -137,6 +137,9 @@ class Target:
     gpu_sku: str | None = None
     compute_capability: str | None = None
     serving_image: str = ""
+    # The CUDA of the serving runtime: a TensorRT-LLM artifact (and its warm caches) is valid for one
+    # TensorRT-LLM/CUDA pair, and a TensorRT plan's kernels come from one CUDA toolkit.
+    cuda_version: str | None = None
 
     @classmethod
     def for_gpu(cls, gpu_sku: str, runtime: str = "tensorrt") -> Target:
@@ -146,12 +149,12 @@ class Target:
         if sku is None:
             raise SpecError([("gpu_sku", f"{gpu_sku!r} is not a known GPU SKU; use one of {sorted(gpus.GPU_SKUS)}")])
         if runtime == "tensorrt":
-            version, image = versions.TENSORRT_VERSION, versions.TRITON_IMAGE
+            version, serving = versions.TENSORRT_VERSION, versions.SPEECH_RUNTIME
         elif runtime == "tensorrt_llm":
-            version, image = versions.TENSORRT_LLM_VERSION, versions.TRITON_TRTLLM_IMAGE
+            version, serving = versions.TENSORRT_LLM_VERSION, versions.LLM_RUNTIME
         else:
             raise SpecError([("runtime", f"{runtime!r} does not run on a GPU pool; use tensorrt or tensorrt_llm")])
-        return cls(runtime, version, sku.name, sku.compute_capability, image)
+        return cls(runtime, version, sku.name, sku.compute_capability, serving.image, serving.cuda)
 
     @classmethod
     def cpu(cls) -> Target:

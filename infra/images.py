@@ -52,7 +52,7 @@ _EXCLUDED_PARTS = {"__pycache__", "tests"}
 PLATFORM = "linux/amd64"  # every GPU instance family the platform supports is x86_64
 
 # Flavour -> base image. The LLM pool needs TensorRT-LLM; speech models need only TensorRT + Python.
-BASE_IMAGES: dict[str, str] = {"llm": versions.TRITON_TRTLLM_IMAGE, "speech": versions.TRITON_IMAGE}
+BASE_IMAGES: dict[str, str] = {role: runtime.image for role, runtime in versions.RUNTIMES.items()}
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ def stage_context(
 
 
 def image_tag(flavour: str, digest: str, recipe: ImageRecipe = TRITON) -> str:
-    return f"{recipe.tag_prefix}{flavour}-{versions.TRITON_RELEASE}-{digest[:16]}"
+    release = recipe.base_images[flavour].rsplit(":", 1)[1].split("-", 1)[0]  # the base image's NGC release
+    return f"{recipe.tag_prefix}{flavour}-{release}-{digest[:16]}"
 
 
 _DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+?)(?::[\w][\w.-]{0,127})?@(?P<digest>sha256:[0-9a-f]{64})$")

@@ -1,24 +1,76 @@
 """Every pinned version of the platform, in one place.
 
-The Triton image tag and the TensorRT version inside it travel together: a TensorRT engine
-deserialises only under the TensorRT version that built it, so the engine builders read
-``TENSORRT_VERSION`` from here and the serving image is ``TRITON_IMAGE``. Bump them together,
-from the Triton release notes of the new tag, never one alone.
+The GPU runtimes come as one version set: each NGC Triton image with what NVIDIA ships inside it (Triton, Python,
+CUDA, TensorRT, TensorRT-LLM, torch, the driver branch it needs), copied from NVIDIA's published tables, never
+guessed. A TensorRT engine deserialises only under the TensorRT that built it and a TensorRT-LLM artifact is valid
+for one TensorRT-LLM/CUDA pair, so the engine builders and the serving models check at start that they run inside
+these versions, and every engine's content key carries them (``engines.spec_fields.Target``): a bump here is a new
+artifact in ``pulumi preview``. Bump a row only from NVIDIA's table for the new tag; ``tests/test_version_set.py``
+checks that the rows agree with each other and with the GPU nodes' driver.
 """
 
 from __future__ import annotations
 
-# NVIDIA Triton Inference Server container release 25.10 (Triton 2.62.0).
-TRITON_RELEASE = "25.10"
-TRITON_SERVER_VERSION = "2.62.0"
-TRITON_IMAGE = f"nvcr.io/nvidia/tritonserver:{TRITON_RELEASE}-py3"
-# The TensorRT-LLM flavour of the same release serves the LLM pool.
-TRITON_TRTLLM_IMAGE = f"nvcr.io/nvidia/tritonserver:{TRITON_RELEASE}-trtllm-python-py3"
-# TensorRT shipped inside TRITON_IMAGE; engines are built in the TensorRT image of the same release.
-TENSORRT_VERSION = "10.13.3"
-TENSORRT_BUILD_IMAGE = f"nvcr.io/nvidia/tensorrt:{TRITON_RELEASE}-py3"
-# TensorRT-LLM inside TRITON_TRTLLM_IMAGE (LLM API, PyTorch backend).
-TENSORRT_LLM_VERSION = "1.1.0"
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One NGC Triton image and the versions inside it."""
+
+    image: str
+    triton: str  # Triton server version (the tritonclient the image's own clients pin)
+    python: str
+    cuda: str
+    driver_branch: int  # the NVIDIA driver branch (major) the image's CUDA needs
+    tensorrt: str
+    tensorrt_llm: str | None = None
+    torch: str | None = None
+    source: str = ""
+
+    @property
+    def release(self) -> str:
+        return self.image.rsplit(":", 1)[1].split("-", 1)[0]
+
+
+# The LLM pool: Triton's release compatibility matrix, container trtllm-python-py3, row 25.12 (the first with
+# TensorRT-LLM 1.1.0; 25.10's trtllm image ships TensorRT-LLM 1.0.0 on CUDA 12.9.1, and 25.11's a 1.0.3 build).
+LLM_RUNTIME = Runtime(
+    image="nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3",
+    triton="2.64.0",
+    python="3.12.3",
+    cuda="13.0.2.006",
+    driver_branch=580,  # the row lists CUDA driver 580.95.05
+    tensorrt="10.13.3.9",
+    tensorrt_llm="1.1.0",
+    torch="2.9.0a0+145a3a7bda.nv25.10",
+    source="docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/introduction/compatibility.html",
+)
+# The speech pool (TensorRT engines + Python glue): release 25.10, "based on CUDA 13.0.2.006" (its release notes) --
+# the CUDA of the LLM image, so both pools run one CUDA and one TensorRT (10.13.3, the release built for CUDA 13.0)
+# on one driver branch. 25.12's plain image moved to CUDA 13.1 and a TensorRT its notes do not name here: not taken.
+SPEECH_RUNTIME = Runtime(
+    image="nvcr.io/nvidia/tritonserver:25.10-py3",
+    triton="2.62.0",
+    python="3.12.3",
+    cuda="13.0.2.006",
+    driver_branch=580,  # CUDA 13.0 needs the R580 driver
+    tensorrt="10.13.3.9",
+    source="docs.nvidia.com/deeplearning/triton-inference-server/release-notes/rel-25-10.html",
+)
+# EKS's AL2023 NVIDIA AMIs install the 580 driver branch (awslabs/amazon-eks-ami#2470: the R580 upgrade, done for
+# Kubernetes 1.34 first), which the GPU nodes run; a runtime needing a later branch would not start on them.
+GPU_AMI_DRIVER_BRANCH = 580
+
+# GPU pool role -> the runtime its Triton server runs.
+RUNTIMES = {"speech": SPEECH_RUNTIME, "llm": LLM_RUNTIME}
+TRITON_IMAGE = SPEECH_RUNTIME.image
+TRITON_TRTLLM_IMAGE = LLM_RUNTIME.image
+TENSORRT_VERSION = SPEECH_RUNTIME.tensorrt
+# Engines are built in the TensorRT image of the speech runtime's release (same TensorRT and CUDA).
+TENSORRT_BUILD_IMAGE = f"nvcr.io/nvidia/tensorrt:{SPEECH_RUNTIME.release}-py3"
+TENSORRT_LLM_VERSION = LLM_RUNTIME.tensorrt_llm
+CUDA_VERSION = SPEECH_RUNTIME.cuda
 
 # EKS
 KUBERNETES_VERSION = "1.34"

@@ -23,6 +23,21 @@ CODE_VERSION = "llm-1"
 CALIBRATION_MAX_TOKENS = 512
 
 
+def runtime_problems(spec: EngineSpec, tensorrt_llm_version: str, cuda: str | None) -> list[str]:
+    """Why this image cannot prepare ``spec``'s artifact: the artifact is keyed for one TensorRT-LLM and CUDA
+    (``platform_spec.versions.LLM_RUNTIME``), and one prepared elsewhere would be served under a false key."""
+    problems = []
+    want = spec.target.runtime_version
+    if not (tensorrt_llm_version == want or tensorrt_llm_version.startswith(want + ".")):
+        problems.append(f"this image has TensorRT-LLM {tensorrt_llm_version} but the artifact is keyed for {want}")
+    want_cuda = spec.target.cuda_version
+    if want_cuda and (cuda is None or want_cuda.split(".")[:2] != cuda.split(".")[:2]):
+        problems.append(f"this image's torch runs CUDA {cuda} but the artifact is keyed for CUDA {want_cuda}")
+    if problems:
+        problems.append("build in platform_spec.versions.TRITON_TRTLLM_IMAGE (the LLM pool's serving image)")
+    return problems
+
+
 class TensorRtLlmBuilder:
     name = "tensorrt_llm"
     code_version = CODE_VERSION
@@ -42,6 +57,13 @@ class TensorRtLlmBuilder:
             )
         if not (source / "config.json").is_file():
             raise BuildError(f"{spec.source.uri} is not a Hugging Face checkpoint (no config.json)", log.text())
+        try:
+            tensorrt_llm_version = importlib.import_module("tensorrt_llm").__version__
+        except ImportError:
+            raise BuildError("the LLM builder needs tensorrt_llm (the Triton TRT-LLM image)") from None
+        problems = runtime_problems(spec, tensorrt_llm_version, torch.version.cuda)
+        if problems:
+            raise BuildError(f"{spec.model}: " + "; ".join(problems), log.text())
 
         dtype = torch.float16 if spec.settings.precision == "fp16" else torch.bfloat16
         log.info(f"loading {spec.model} from {source} in {dtype}")

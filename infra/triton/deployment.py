@@ -57,7 +57,7 @@ def common_labels(pool: GpuPool) -> dict[str, str]:
         "app.kubernetes.io/instance": pool_resource_name(pool),
         "app.kubernetes.io/component": "inference-server",
         "app.kubernetes.io/part-of": "triton-platform",
-        "app.kubernetes.io/version": versions.TRITON_SERVER_VERSION,
+        "app.kubernetes.io/version": versions.RUNTIMES[pool.role].triton,
         "platform.io/role": pool.role,
     }
 

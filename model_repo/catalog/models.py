@@ -22,6 +22,7 @@ from model_repo.catalog.schema import (
     Serving,
     Tensor,
 )
+from platform_spec.versions import TENSORRT_LLM_VERSION
 
 # --- tensors shared by several models -------------------------------------------------------------
 
@@ -117,7 +118,7 @@ _LLM_MEMORY = MappingProxyType({"fp8": 20_480, "bf16": 34_816})
 
 
 def _llm_gpu() -> Serving:
-    # TensorRT-LLM 1.x (inside the 25.10 trtllm-python image) moved to its PyTorch backend and deprecated
+    # TensorRT-LLM 1.x (inside the trtllm-python image) moved to its PyTorch backend and deprecated
     # the trtllm-build engine + C++ `tensorrtllm` backend flow (inflight_batcher_llm ensemble). The
     # supported Triton path is the LLM API running in Triton's Python backend (TensorRT-LLM's own
     # `llmapi` model layout): one Python-backend instance owns a tensorrt_llm.LLM, which does in-flight
@@ -139,6 +140,8 @@ def _llm_gpu() -> Serving:
         max_inflight_requests="64",
         # The quantized checkpoint the engine build produced, synced into the version directory.
         checkpoint_dir="checkpoint",
+        # The TensorRT-LLM the checkpoint was prepared and keyed for: the model refuses to start under another.
+        tensorrt_llm_version=TENSORRT_LLM_VERSION,
     )
 
 

@@ -179,3 +179,24 @@ def test_llm_builder_says_it_needs_the_gpu_image(tmp_path, store_dir):
     )
     with pytest.raises(BuildError, match="found none; run it through the Kubernetes runner"):
         LocalRunner().run(spec, LocalStore(store_dir))
+
+
+def test_llm_builder_refuses_an_image_of_another_tensorrt_llm_or_cuda():
+    from engines.builders.llm_builder import runtime_problems
+    from platform_spec import versions
+
+    spec = spec_for(
+        "llm_chat",
+        "tensorrt_llm",
+        SourceRef("store://sources/llama/", "f" * 64, "hf_checkpoint"),
+        Target.for_gpu("h100", "tensorrt_llm"),
+        BuilderSettings(precision="fp8", llm=LlmSettings()),
+    )
+    assert runtime_problems(spec, versions.TENSORRT_LLM_VERSION, "13.0") == []
+    problems = runtime_problems(spec, "1.0.0", "12.9")
+    assert (
+        problems[0]
+        == f"this image has TensorRT-LLM 1.0.0 but the artifact is keyed for {versions.TENSORRT_LLM_VERSION}"
+    )
+    assert problems[1] == "this image's torch runs CUDA 12.9 but the artifact is keyed for CUDA 13.0.2.006"
+    assert "TRITON_TRTLLM_IMAGE" in problems[-1]

@@ -16,6 +16,7 @@ from engines.source_lock import main as lock_main
 from engines.spec import BuilderSettings, InputProfile, LlmSettings, SourceRef, Target, content_key
 from infra.engine_declarations import declare_engines
 from model_repo import catalog
+from platform_spec import versions
 from platform_spec.digests import file_sha256
 from platform_spec.settings import ModelSelection, load_stack_settings
 from tests.engines.conftest import cpu_spec
@@ -35,7 +36,7 @@ def test_gate_accepts_the_matching_pool_and_names_every_mismatch(mlp_onnx):
     check_compatible(trt("h100"), "llm", "h100")
 
     (problem,) = compatibility_problems(trt("l4"), "speech", "l4", serving_version="10.14.1")
-    assert "built for TensorRT 10.13.3 but the serving image runs TensorRT 10.14.1" in problem
+    assert f"built for TensorRT {versions.TENSORRT_VERSION} but the serving image runs TensorRT 10.14.1" in problem
 
     problems = compatibility_problems(trt("h100", precision="fp16"), "speech", "a10g")
     assert any("compute capability 9.0 (h100) but pool 'speech' has a10g (8.6)" in p for p in problems)

@@ -70,11 +70,11 @@ def test_int8_and_fp8_keep_fp16_fallback_and_other_settings_map_through():
     assert options.profiles == TWO_INPUTS
     ampere = tensorrt_options(spec(hardware_compatibility="ampere_plus").settings)
     assert ampere.hardware_compatibility_level == "AMPERE_PLUS"
-    assert timing_cache_name(Target.for_gpu("h100")) == "h100-sm90-trt10.13.3.cache"
+    assert timing_cache_name(Target.for_gpu("h100")) == "h100-sm90-trt10.13.3.9.cache"
 
 
 def test_trtexec_command_line():
-    cmd = trtexec_command(spec(precision="fp16"), "model.onnx", "model.plan", "l4-sm89-trt10.13.3.cache")
+    cmd = trtexec_command(spec(precision="fp16"), "model.onnx", "model.plan", "l4-sm89-trt10.13.3.9.cache")
     assert cmd == [
         "trtexec",
         "--onnx=model.onnx",
@@ -86,7 +86,7 @@ def test_trtexec_command_line():
         "--maxShapes=audio_signal:8x128x1600,'length:0':8",
         "--memPoolSize=workspace:4096",
         "--builderOptimizationLevel=3",
-        "--timingCacheFile=l4-sm89-trt10.13.3.cache",
+        "--timingCacheFile=l4-sm89-trt10.13.3.9.cache",
     ]
     # The printed line is shell-quoted: pasted into a shell it passes exactly these arguments.
     assert shlex.split(trtexec_line(cmd)) == cmd
@@ -251,10 +251,10 @@ def test_build_applies_settings_keeps_timing_cache_and_publishes(tmp_path, store
     assert "weights of layer /Add were not fused" in (store.artifact_path(meta.key) / "build.log").read_text()
 
     # The timing cache lives in the store per (GPU, TensorRT) and feeds the next build.
-    assert store.get_blob("l4-sm89-trt10.13.3.cache") == b"+timings"
+    assert store.get_blob("l4-sm89-trt10.13.3.9.cache") == b"+timings"
     LocalRunner().run(onnx_spec(tmp_path, precision="fp32"), store)
     assert ("create_timing_cache", b"+timings") in trt.calls
-    assert store.get_blob("l4-sm89-trt10.13.3.cache") == b"+timings+timings"
+    assert store.get_blob("l4-sm89-trt10.13.3.9.cache") == b"+timings+timings"
 
 
 def test_strongly_typed_sets_the_network_flag_and_no_precision_flag(tmp_path, store_dir, use_trt):
@@ -269,7 +269,7 @@ def test_strongly_typed_sets_the_network_flag_and_no_precision_flag(tmp_path, st
 @pytest.mark.parametrize(
     ("trt", "probe", "message"),
     [
-        (RecordingTensorRT(version="10.14.1.48"), "8.9", "has TensorRT 10.14.1.48 but asr_encoder targets 10.13.3"),
+        (RecordingTensorRT(version="10.14.1.48"), "8.9", "has TensorRT 10.14.1.48 but asr_encoder targets 10.13.3.9"),
         (RecordingTensorRT(), "9.0", r"compute capability 9.0 but asr_encoder targets l4 \(8.9\)"),
         (RecordingTensorRT(parse_ok=False), "8.9", r"parser rejected asr_encoder: In node 3 \(Conv\): unsupported"),
         (RecordingTensorRT(build_ok=False), "8.9", "TensorRT failed to build asr_encoder"),

@@ -19,6 +19,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from model_repo import catalog
 from model_repo.local_server import TritonServer
+from platform_spec import versions
 from tests.model_repo.conftest import gpu_model_on_cpu
 
 pytestmark = pytest.mark.triton
@@ -49,8 +50,8 @@ def write_checkpoint(directory: Path, chat_template: str | None) -> None:
     (directory / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
 
 
-def add_model(repo: Path, name: str, chat_template: str | None, prompt_format: str | None = None) -> None:
-    parameters = {"prompt_format": prompt_format} if prompt_format is not None else None
+def add_model(repo: Path, name: str, chat_template: str | None, prompt_format: str | None = None, **more: str) -> None:
+    parameters = ({"prompt_format": prompt_format} if prompt_format is not None else {}) | more
     version = gpu_model_on_cpu(repo, catalog.CATALOG["llm_chat"], name=name, parameters=parameters)
     # The stand-in beside the model, where the backend's stub imports from (it does not read PYTHONPATH).
     shutil.copytree(STAND_IN / "tensorrt_llm", version / "tensorrt_llm")
@@ -63,6 +64,7 @@ def llm_server(tmp_path_factory):
     add_model(repo, "llm_chat", CHAT_TEMPLATE)
     add_model(repo, "llm_raw", CHAT_TEMPLATE, prompt_format="completion")
     add_model(repo, "llm_untemplated", None)
+    add_model(repo, "llm_other_runtime", CHAT_TEMPLATE, tensorrt_llm_version="1.0.0")
     server = TritonServer(repo, model_control_mode="explicit", load_models=["llm_chat", "llm_raw"],
                           work_dir=tmp_path_factory.mktemp("gpu-llm-server"), startup_timeout_s=120)  # fmt: skip
     server.start()
@@ -113,3 +115,15 @@ def test_a_chat_model_without_a_chat_template_refuses_to_load(llm_server):
     with pytest.raises(Exception, match=r"tokenizer_config.json has no chat_template: an instruct model fed raw"):
         client.load_model("llm_untemplated")
     assert client.is_model_ready("llm_chat")
+
+
+def test_a_checkpoint_keyed_for_another_tensorrt_llm_refuses_to_load(llm_server):
+    """The rendered config names the TensorRT-LLM the artifact was prepared (and keyed) for; the image runs another."""
+    import tritonclient.http as httpclient
+
+    assert catalog.CATALOG["llm_chat"].target("gpu").parameters["tensorrt_llm_version"] == versions.TENSORRT_LLM_VERSION
+    standin = (STAND_IN / "tensorrt_llm" / "__init__.py").read_text()
+    assert f'"TRTLLM_STANDIN_VERSION", "{versions.TENSORRT_LLM_VERSION}"' in standin, "the stand-in plays the pin"
+    client = httpclient.InferenceServerClient(llm_server.endpoints.http)
+    with pytest.raises(Exception, match=r"runs TensorRT-LLM 1\.1\.0 but the checkpoint was prepared for 1\.0\.0"):
+        client.load_model("llm_other_runtime")

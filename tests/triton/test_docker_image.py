@@ -206,7 +206,7 @@ def test_engine_builder_context_is_its_dockerfile_and_requirements(tmp_path):
     files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
     assert files == {"docker/engine-builder/Dockerfile", "docker/engine-builder/requirements-tensorrt.txt",
                      "docker/engine-builder/requirements-tensorrt-llm.txt"}  # fmt: skip
-    assert re.fullmatch(r"engine-builder-tensorrt-llm-25\.10-[0-9a-f]{16}",
+    assert re.fullmatch(rf"engine-builder-tensorrt-llm-{versions.LLM_RUNTIME.release}-[0-9a-f]{{16}}",
                         image.image_tag("tensorrt-llm", "0" * 64, image.ENGINE_BUILDER))  # fmt: skip
 
 

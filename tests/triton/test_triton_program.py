@@ -54,7 +54,8 @@ def test_images_are_pushed_to_ecr_and_pods_use_them_by_digest(triton_run):
     repo_url = next(r for r in triton_run.of_type("aws:ecr/repository:Repository")).outputs["repositoryUrl"]
     assert {i.inputs["build"]["args"]["FLAVOUR"] for i in images} == {"llm", "speech"}
     for image in images:
-        assert image.inputs["imageName"].startswith(f"{repo_url}:{image.inputs['build']['args']['FLAVOUR']}-25.10-")
+        flavour = image.inputs["build"]["args"]["FLAVOUR"]
+        assert image.inputs["imageName"].startswith(f"{repo_url}:{flavour}-{versions.RUNTIMES[flavour].release}-")
         assert image.inputs["build"]["platform"] == "linux/amd64"
         assert image.inputs["build"]["dockerfile"].endswith("docker/triton/Dockerfile")
         base = image.inputs["build"]["args"]["BASE_IMAGE"]

@@ -40,11 +40,22 @@ from _common.errors import BadRequest
 REQUIRED_FILES = {"checkpoint_dir": "checkpoint"}  # a directory: the quantized checkpoint
 
 
+def check_runtime(model: str, wanted: str | None, found: str | None) -> None:
+    """Refuse to serve a checkpoint under another TensorRT-LLM than the one it was prepared and keyed for."""
+    if wanted and found != wanted and not (found or "").startswith(wanted + "."):
+        raise RuntimeError(
+            f"{model}: this image runs TensorRT-LLM {found} but the checkpoint was prepared for {wanted} "
+            f"(config parameter tensorrt_llm_version); deploy the image and artifacts of one platform_spec.versions "
+            f"LLM_RUNTIME"
+        )
+
+
 class TritonPythonModel:
     def initialize(self, args):
         self.config = triton.parse_config(args)
         triton.require_decoupled(self.config, args["model_name"])
         try:
+            import tensorrt_llm
             from tensorrt_llm import LLM
             from tensorrt_llm.llmapi import KvCacheConfig
         except ImportError as exc:
@@ -53,6 +64,9 @@ class TritonPythonModel:
                 f"Triton TensorRT-LLM image (platform_spec.versions.TRITON_TRTLLM_IMAGE)"
             ) from None
         params = triton.parameters(self.config)
+        check_runtime(
+            args["model_name"], params.get("tensorrt_llm_version"), getattr(tensorrt_llm, "__version__", None)
+        )
         version_dir = Path(args["model_repository"]) / args["model_version"]
         checkpoint = version_dir / params.get("checkpoint_dir", REQUIRED_FILES["checkpoint_dir"])
         if not (checkpoint / "config.json").is_file():

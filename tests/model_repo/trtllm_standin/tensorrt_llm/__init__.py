@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 RECORDED: dict[str, Any] = {}
+# The version the stack pins (platform_spec.versions.TENSORRT_LLM_VERSION; tests/model_repo/test_serving_gpu_llm.py
+# checks they agree), overridable to play another image.
+__version__ = os.environ.get("TRTLLM_STANDIN_VERSION", "1.1.0")
 
 
 @dataclass
