@@ -18,14 +18,17 @@ from engines.spec import EngineSpec, LlmSettings
 
 OPTIONS_FILE = "llm_api_options.yaml"
 
-# Hugging Face projection names -> TensorRT-LLM LoRA module names (Llama family).
+# Hugging Face projection names -> TensorRT-LLM LoRA module names (Llama family), as TensorRT-LLM's own
+# ``hf_modules_to_trtllm_modules`` maps them: its gated MLP calls the gate projection ``mlp_h_to_4h`` and the up
+# projection ``mlp_gate`` -- the reverse of what the names suggest, and an adapter mapped the other way round
+# applies its gate deltas to the up projection.
 HF_TO_TRTLLM_LORA_MODULES = {
     "q_proj": "attn_q",
     "k_proj": "attn_k",
     "v_proj": "attn_v",
     "o_proj": "attn_dense",
-    "gate_proj": "mlp_gate",
-    "up_proj": "mlp_h_to_4h",
+    "gate_proj": "mlp_h_to_4h",
+    "up_proj": "mlp_gate",
     "down_proj": "mlp_4h_to_h",
 }
 

@@ -83,6 +83,7 @@ class LoraAdapterBuilder:
             "rank": rank,
             "hf_target_modules": sorted(modules),
             "trtllm_target_modules": sorted(HF_TO_TRTLLM_LORA_MODULES[m] for m in modules),
+            "trtllm_module_of": {m: HF_TO_TRTLLM_LORA_MODULES[m] for m in sorted(modules)},
             "lora_ckpt_source": "hf",
         }
         (ctx.output_dir / "lora.json").write_text(json.dumps(described, indent=2, sort_keys=True) + "\n")

@@ -140,6 +140,18 @@ def test_lora_adapter_is_validated_and_published_as_its_own_artifact(tmp_path, s
     assert store.keys() == [meta.key]
 
 
+def test_lora_mlp_projections_map_as_tensorrt_llm_maps_them(tmp_path, store_dir):
+    """TensorRT-LLM's hf_modules_to_trtllm_modules: gate_proj -> mlp_h_to_4h, up_proj -> mlp_gate (not the reverse)."""
+    store = LocalStore(store_dir)
+    adapter = _adapter(tmp_path / "mlp", modules=("gate_proj", "up_proj", "down_proj"))
+    described = json.loads(
+        (store.artifact_path(LocalRunner().run(lora_spec(adapter), store).key) / "lora.json").read_text()
+    )
+    assert described["trtllm_module_of"] == {
+        "down_proj": "mlp_4h_to_h", "gate_proj": "mlp_h_to_4h", "up_proj": "mlp_gate",
+    }  # fmt: skip
+
+
 def test_llm_serving_config_for_the_llm_api_and_triton():
     llm = LlmSettings(max_batch_size=32, kv_cache_dtype="fp8", enable_lora=True, max_lora_rank=16, max_loras=2)
     spec = spec_for(
