@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+from engines.builders import spec_for
+from engines.builders.llm_serving_config import OPTIONS_FILE, llm_api_options, options_yaml
+from engines.catalog_engines import llm_settings
+from engines.spec import BuilderSettings, SourceRef, Target
 from model_repo import catalog
 from model_repo.local_server import TritonServer
 from platform_spec import versions
@@ -34,7 +38,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def write_checkpoint(directory: Path, chat_template: str | None) -> None:
+def write_checkpoint(directory: Path, chat_template: str | None, options: bool = True) -> None:
     """A Llama-layout checkpoint's tokenizer files: byte-level BPE, Llama 3's special tokens, the chat template."""
     directory.mkdir(parents=True)
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
@@ -48,14 +52,35 @@ def write_checkpoint(directory: Path, chat_template: str | None) -> None:
         config["chat_template"] = chat_template
     (directory / "tokenizer_config.json").write_text(json.dumps(config))
     (directory / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    if options:
+        (directory / OPTIONS_FILE).write_text(options_yaml(built_options()))
 
 
-def add_model(repo: Path, name: str, chat_template: str | None, prompt_format: str | None = None, **more: str) -> None:
+def built_options() -> dict:
+    """The LLM API options the engine build writes for llm_chat (engines.builders.llm_serving_config)."""
+    spec = spec_for(
+        "llm_chat",
+        "tensorrt_llm",
+        SourceRef("store://sources/llama/", "f" * 64, "hf_checkpoint"),
+        Target.for_gpu("h100", "tensorrt_llm"),
+        BuilderSettings(precision="fp8", llm=llm_settings(catalog.CATALOG["llm_chat"])),
+    )
+    return llm_api_options(spec)
+
+
+def add_model(
+    repo: Path,
+    name: str,
+    chat_template: str | None,
+    prompt_format: str | None = None,
+    options: bool = True,
+    **more: str,
+) -> None:
     parameters = ({"prompt_format": prompt_format} if prompt_format is not None else {}) | more
     version = gpu_model_on_cpu(repo, catalog.CATALOG["llm_chat"], name=name, parameters=parameters)
     # The stand-in beside the model, where the backend's stub imports from (it does not read PYTHONPATH).
     shutil.copytree(STAND_IN / "tensorrt_llm", version / "tensorrt_llm")
-    write_checkpoint(version / "checkpoint", chat_template)
+    write_checkpoint(version / "checkpoint", chat_template, options)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +90,7 @@ def llm_server(tmp_path_factory):
     add_model(repo, "llm_raw", CHAT_TEMPLATE, prompt_format="completion")
     add_model(repo, "llm_untemplated", None)
     add_model(repo, "llm_other_runtime", CHAT_TEMPLATE, tensorrt_llm_version="1.0.0")
+    add_model(repo, "llm_unbuilt", CHAT_TEMPLATE, options=False)
     server = TritonServer(repo, model_control_mode="explicit", load_models=["llm_chat", "llm_raw"],
                           work_dir=tmp_path_factory.mktemp("gpu-llm-server"), startup_timeout_s=120)  # fmt: skip
     server.start()
@@ -127,3 +153,18 @@ def test_a_checkpoint_keyed_for_another_tensorrt_llm_refuses_to_load(llm_server)
     client = httpclient.InferenceServerClient(llm_server.endpoints.http)
     with pytest.raises(Exception, match=r"runs TensorRT-LLM 1\.1\.0 but the checkpoint was prepared for 1\.0\.0"):
         client.load_model("llm_other_runtime")
+
+
+def test_the_build_s_serving_options_reach_tensorrt_llm_and_a_checkpoint_without_them_refuses(llm_server):
+    """Serving loads the checkpoint with the options the build wrote (and verified it with): the stand-in echoes
+    the batch and token limits it was given; the deployment adds only its KV token budget."""
+    import tritonclient.http as httpclient
+
+    built = built_options()
+    echoed = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in _answer(llm_server, "llm_chat", "hi")[:-1])
+    assert f"max_batch_size={built['max_batch_size']},max_num_tokens={built['max_num_tokens']}" in echoed, echoed
+    client = httpclient.InferenceServerClient(llm_server.endpoints.http)
+    with pytest.raises(
+        Exception, match=r"llm_api_options.yaml is missing: the artifact was not prepared by the engine"
+    ):
+        client.load_model("llm_unbuilt")

@@ -40,6 +40,23 @@ from _common.errors import BadRequest
 REQUIRED_FILES = {"checkpoint_dir": "checkpoint"}  # a directory: the quantized checkpoint
 
 
+OPTIONS_FILE = "llm_api_options.yaml"  # written by the engine build next to the checkpoint it prepared
+
+
+def built_options(checkpoint: Path) -> dict:
+    """The LLM API options the build prepared and verified the checkpoint with (backend, parallelism, batch and
+    token limits, KV cache dtype); a checkpoint without them was not made by this platform's build."""
+    import yaml
+
+    path = checkpoint / OPTIONS_FILE
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: the artifact was not prepared by the engine build; rebuild it")
+    options = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(options, dict):
+        raise RuntimeError(f"{path} is not a mapping of LLM API options; rebuild the artifact")
+    return options
+
+
 def check_runtime(model: str, wanted: str | None, found: str | None) -> None:
     """Refuse to serve a checkpoint under another TensorRT-LLM than the one it was prepared and keyed for."""
     if wanted and found != wanted and not (found or "").startswith(wanted + "."):
@@ -77,22 +94,18 @@ class TritonPythonModel:
         self.adapters = {
             name: version_dir / "lora" / name for name in json.loads(params.get("lora_adapters", "{}") or "{}")
         }
-        options = {
-            "model": str(checkpoint),
-            "backend": params.get("llm_backend", "pytorch"),
-            "tensor_parallel_size": int(params.get("tensor_parallel_size", "1")),
-            # A fixed token budget (the stack plan's GPU memory plan counts it) and the fraction as a safety net:
-            # TensorRT-LLM takes the smaller, so two models on one GPU do not each claim 90 % of it.
-            # FP8 KV cache with an FP8 checkpoint (FP8 precision passes the plan's check only on GPUs with FP8):
-            # half the memory per token, as the GPU memory plan counts it; otherwise the checkpoint's own dtype.
-            "kv_cache_config": KvCacheConfig(
-                max_tokens=int(params["kv_cache_max_tokens"]) if params.get("kv_cache_max_tokens") else None,
-                free_gpu_memory_fraction=float(params.get("kv_cache_free_gpu_memory_fraction", "0.85")),
-                dtype="fp8" if params.get("precision") == "fp8" else "auto",
-            ),
-            "max_num_tokens": int(params.get("max_num_tokens", "8192")),
-            "max_seq_len": self.max_seq_len,
-        }
+        options = built_options(checkpoint)
+        # The build's own serving options (what its smoke test loaded), plus the KV token budget the stack's GPU
+        # memory plan gave this model where it is placed (two models on one GPU must not each claim 90 % of it).
+        kv = options.pop("kv_cache_config", {})
+        options.pop("lora_config", None)  # rebuilt below from the adapters this deployment places
+        options["kv_cache_config"] = KvCacheConfig(
+            max_tokens=int(params["kv_cache_max_tokens"]) if params.get("kv_cache_max_tokens") else None,
+            free_gpu_memory_fraction=float(kv.get("free_gpu_memory_fraction", 0.85)),
+            dtype=kv.get("dtype", "auto"),
+        )
+        options["model"] = str(checkpoint)
+        self.max_seq_len = int(options.get("max_seq_len", self.max_seq_len))
         if self.adapters:
             from tensorrt_llm.lora_manager import LoraConfig
 

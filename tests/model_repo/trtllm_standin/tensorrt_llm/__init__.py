@@ -64,7 +64,11 @@ class LLM:
             raise TypeError("this stand-in expects token ids, as the serving model sends them")
         prompt = self._tokenizer.decode(inputs, skip_special_tokens=False)
         kv = RECORDED["options"].get("kv_cache_config")
-        facts = f"kv_max_tokens={getattr(kv, 'max_tokens', None)},kv_dtype={getattr(kv, 'dtype', None)}"
+        options = RECORDED["options"]
+        facts = (
+            f"kv_max_tokens={getattr(kv, 'max_tokens', None)},kv_dtype={getattr(kv, 'dtype', None)},"
+            f"max_batch_size={options.get('max_batch_size')},max_num_tokens={options.get('max_num_tokens')}"
+        )
         return _Generation(f"ECHO[{len(inputs)},{facts}]:{prompt}", pieces=4)
 
     def shutdown(self) -> None:
