@@ -58,3 +58,32 @@ def test_a_stand_in_refuses_shapes_outside_the_engines_profile(standin_pools):
             triton_calls.infer(client, "tts_fastpitch", feeds, ["spect"])
     finally:
         client.close()
+
+
+def test_one_tts_instance_speaks_concurrent_turns_without_queueing_them(standin_pools):
+    """The gpu TTS glue executes as a coroutine: a turn whose sentence is on the engines does not hold the next
+    turn in Triton's queue (one synchronous instance spoke one turn at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from local import triton_calls
+
+    server = standin_pools.speech
+    text = np.array([b"Your call is being connected. Please hold. An agent will answer shortly."], dtype=np.object_)
+
+    def speak(_):
+        client = triton_calls.grpc_client(server.endpoints.grpc)
+        try:
+            return triton_calls.stream(client, "tts", {"TEXT": text}, ["AUDIO"], 300.0)[0]
+        finally:
+            client.close()
+
+    before = {
+        n: checks.metric(server, n, "tts") for n in ("nv_inference_request_success", "nv_inference_queue_duration_us")
+    }
+    with ThreadPoolExecutor(3) as pool:
+        streams = list(pool.map(speak, range(3)))
+    after = {n: checks.metric(server, n, "tts") for n in before}
+    assert all(s[-1].final and sum(r.outputs["AUDIO"].size for r in s if "AUDIO" in r.outputs) for s in streams)
+    assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 3
+    queued_ms = (after["nv_inference_queue_duration_us"] - before["nv_inference_queue_duration_us"]) / 1000 / 3
+    assert queued_ms < 50, f"TTS requests waited {queued_ms:.0f} ms on average in Triton's queue"

@@ -32,13 +32,18 @@ def text_to_speak(request: Any, max_chars: int) -> str:
     return text
 
 
-def send_audio(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
-    """One ``AUDIO`` + ``SAMPLE_RATE`` response per chunk, stopping early when the client cancels, then
-    the empty final response."""
-    rate = pb_utils.Tensor("SAMPLE_RATE", np.array([sample_rate], dtype=np.int32))
+def send_chunks(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> bool:
+    """One ``AUDIO`` + ``SAMPLE_RATE`` response per chunk; False (and no more chunks) once the client cancels."""
     cancelled = getattr(sender, "is_cancelled", lambda: False)
     for chunk in chunks:
         if cancelled():
-            break
+            return False
+        rate = pb_utils.Tensor("SAMPLE_RATE", np.array([sample_rate], dtype=np.int32))
         sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("AUDIO", chunk), rate]))
+    return True
+
+
+def send_audio(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
+    """Every chunk (until the client cancels), then the empty final response."""
+    send_chunks(sender, chunks, sample_rate)
     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)

@@ -14,14 +14,16 @@ pieces that fit).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import triton_python_backend_utils as pb_utils
 from _common import bls, triton, tts
 from _common.artifact import required
-from _common.pcm import rechunk, resample
+from _common.pcm import Rechunker, resample
 from text_tokens import PhonemeTokenizer, split_tokens
 
 OUT_RATE = 16_000
@@ -52,23 +54,37 @@ class TritonPythonModel:
             int(params.get("vocoder_max_frames", "1600")),
         )
 
-    def execute(self, requests):
-        return triton.execute_streams(requests, self._stream)
+    async def execute(self, requests):
+        # A coroutine execute: while one turn's sentence is on the GPU engines, the instance serves the others
+        # (one synchronous instance spoke one turn at a time).
+        await asyncio.gather(*(self._stream(request) for request in requests))
 
-    def _stream(self, request, sender) -> None:
-        text = tts.text_to_speak(request, self.max_chars)
-        sentences = [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
-        tts.send_audio(sender, rechunk((self._speak(s) for s in sentences), self.chunk_samples), OUT_RATE)
+    async def _stream(self, request) -> None:
+        sender = request.get_response_sender()
+        try:
+            text = tts.text_to_speak(request, self.max_chars)
+            sentences = [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+            chunker = Rechunker(self.chunk_samples)
+            for sentence in sentences:  # the first sentence plays while the next is synthesised
+                if not tts.send_chunks(sender, chunker.push(await self._speak(sentence)), OUT_RATE):
+                    break
+            else:
+                tts.send_chunks(sender, chunker.flush(), OUT_RATE)
+        except Exception as exc:  # noqa: BLE001 - the stream ends with its error, the model serves on
+            sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return
+        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
-    def _speak(self, sentence: str) -> np.ndarray:
+    async def _speak(self, sentence: str) -> np.ndarray:
         ids = self.tokenizer.encode(sentence)
-        audio = [self._synthesise(part) for part in split_tokens(ids, self.max_tokens, self.tokenizer.space_id)]
+        parts = split_tokens(ids, self.max_tokens, self.tokenizer.space_id)
+        audio = [await self._synthesise(part) for part in parts]
         return np.concatenate(audio) if audio else np.zeros(0, dtype=np.float32)
 
-    def _synthesise(self, ids: list[int]) -> np.ndarray:
+    async def _synthesise(self, ids: list[int]) -> np.ndarray:
         tokens = np.array([ids], dtype=np.int64)
         # NeMo's FastPitch export: a per-token pitch shift (0 keeps the predicted contour) and pace per token.
-        mel = bls.call(
+        mel = await bls.async_call(
             self.fastpitch,
             {
                 "text": tokens,
@@ -86,6 +102,6 @@ class TritonPythonModel:
             width = part.shape[2]
             if width < low:  # pad with the quietest frame the spectrogram has; the padding's audio is cut off
                 part = np.concatenate([part, np.repeat(part.min(axis=2, keepdims=True), low - width, axis=2)], axis=2)
-            wave = bls.call(self.hifigan, {"spec": part}, ["audio"])["audio"].reshape(-1)  # [1, 1, samples]
+            wave = (await bls.async_call(self.hifigan, {"spec": part}, ["audio"]))["audio"].reshape(-1)  # [1,1,n]
             audio.append(wave[: len(wave) * width // part.shape[2]])
         return resample(np.concatenate(audio), self.vocoder_rate, OUT_RATE)
