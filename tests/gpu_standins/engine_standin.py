@@ -161,6 +161,9 @@ class TritonPythonModel:
         }  # fmt: skip
         self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]]
         self.batched = int(config.get("max_batch_size", 0)) > 0
+        # The server's own libraries (loaded first) bring an older cuDNN than this torch was built with; TensorRT
+        # would not use cuDNN either: torch's native CUDA kernels run the LSTM and convolutions.
+        torch.backends.cudnn.enabled = False
         torch.manual_seed(0)
         self.net = NETWORKS[engine](params.get("standin_scale", "full")).to(self.device, self.dtype).eval()
 
