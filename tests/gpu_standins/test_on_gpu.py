@@ -5,7 +5,15 @@ needs neither espeak-ng nor the renderer's dependencies)::
 
     GPU_STANDINS=<dir> python -m pytest tests/gpu_standins/test_on_gpu.py -m gpu
 
-Skipped elsewhere, saying why. The CPU counterpart runs in CI: ``tests/model_repo/test_serving_gpu_standins.py``.
+The machine's Python needs what the speech pool's image adds (faiss-cpu, onnxruntime, scipy, tokenizers: see
+docker/triton/requirements-speech.txt) in its own site-packages -- the Python backend's stub does not read PYTHONPATH
+-- plus torch with CUDA for the stand-ins, and tritonclient[grpc] for the clients. Skipped elsewhere, saying why. The
+CPU counterpart runs in CI: ``tests/model_repo/test_serving_gpu_standins.py``.
+
+Seen on the H200 machine with nvidia-pytriton 0.7.0's tritonserver (2.51): every tensor a Python-backend model sent
+arrived with 0 bytes (a BLS input of 4 bytes, a model's 8-string response), so the suite failed there before any
+stage ran; the same repository passes on CPU. Not resolved yet: the server's shared memory with its stub on that
+machine, not this code, is the suspect (next: compare with the NGC Triton image, or another GPU machine).
 """
 
 from __future__ import annotations
