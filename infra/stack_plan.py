@@ -9,8 +9,10 @@ re-derives a part.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from engines.build_resources import BuildResources, build_resources
 from engines.catalog_engines import PlannedEngine, plan_engines
@@ -52,6 +54,7 @@ def plan_stack(settings: Settings) -> StackPlan:
     check_builds_fit(engines, settings.gpu_pools)
     check_serving_fits(settings)
     llm_memory = plan_llm_memory(settings, served)
+    served = with_kv_budgets(served, llm_memory)  # each LLM serves with the KV budget its GPU's plan derived
     # Last of the checks: the values only the team can know (admins, the deployer's network path), after
     # the engine sources, whose bootstrap creates the store these values are needed for.
     blockers = settings.deploy_blockers()
@@ -122,12 +125,15 @@ def plan_llm_memory(settings: Settings, served: Sequence[catalog.ModelSpec]) -> 
         if not placed:
             continue
         plan = plan_pool(pool.name, pool.gpu_sku, [
-            (m.name, m.precision_in_use, int(m.target("gpu").parameters["kv_cache_max_tokens"])) for m in placed
+            (m.name, m.precision_in_use, int(m.target("gpu").parameters["max_seq_len"]),
+             int(m.target("gpu").parameters["kv_cache_max_tokens"]))
+            for m in placed
         ])  # fmt: skip
         plans.append(plan)
         if not plan.fits:
             problems.append(
-                f"{plan.describe()}: over the {plan.usable_gib:.1f} GiB usable. Use a GPU with more memory "
+                f"{plan.describe()}: over the {plan.usable_gib:.1f} GiB usable even with the fewest KV tokens (one "
+                f"full-length sequence each). Use a GPU with more memory "
                 f"(gpuPools[{pool.name}].gpuSku and instanceTypes), FP8 precision where the GPU has it, or "
                 "llmVariants: lora (one base model serves both variants)"
             )
@@ -180,3 +186,23 @@ def check_pools(settings: Settings, specs: Sequence[catalog.ModelSpec]) -> None:
         )
     if problems:
         raise TritonConfigError("Triton cannot serve this stack:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def with_kv_budgets(
+    specs: Sequence[catalog.ModelSpec], plans: Sequence[PoolMemoryPlan]
+) -> tuple[catalog.ModelSpec, ...]:
+    """The specs with each LLM's ``kv_cache_max_tokens`` set to the budget its pools' memory plans derived (the
+    smallest, where several pools with different GPUs serve one model: the repository is one for all pools)."""
+    budgets: dict[str, int] = {}
+    for plan in plans:
+        for model in plan.models:
+            budgets[model.model] = min(budgets.get(model.model, model.kv_tokens), model.kv_tokens)
+    out = []
+    for spec in specs:
+        if spec.name in budgets:
+            gpu = spec.target("gpu")
+            parameters = MappingProxyType({**gpu.parameters, "kv_cache_max_tokens": str(budgets[spec.name])})
+            serving = MappingProxyType({**spec.serving, "gpu": dataclasses.replace(gpu, parameters=parameters)})
+            spec = dataclasses.replace(spec, serving=serving)
+        out.append(spec)
+    return tuple(out)

@@ -2,9 +2,13 @@
 
 Per model (one TensorRT-LLM ``LLM`` per Triton instance, each pinned to the pool's GPU 0):
 - weights: parameters x bytes per parameter of the checkpoint's precision (FP8: 1, BF16: 2);
-- KV cache: its token budget (``kv_cache_max_tokens``, passed to TensorRT-LLM as ``KvCacheConfig.max_tokens``, which
-  caps the cache at the smaller of that and the free-memory fraction) x bytes per token, where a token's K and V
-  take 2 x layers x KV heads x head dim x bytes of the KV dtype (FP8 where the checkpoint is FP8, else BF16);
+- KV cache: its token budget (passed to TensorRT-LLM as ``KvCacheConfig.max_tokens``, which caps the cache at the
+  smaller of that and the free-memory fraction) x bytes per token, where a token's K and V take
+  2 x layers x KV heads x head dim x bytes of the KV dtype (FP8 where the checkpoint is FP8, else BF16). The plan
+  *derives* the budget: what the GPU's usable memory leaves after every model's weights and runtime, shared so that
+  each model gets the same number of tokens, capped at the most a model can use (``kv_cache_max_tokens``) and
+  rounded down to whole KV blocks; the models fit when each gets at least the fewest it needs (one full-length
+  sequence, ``max_seq_len``);
 - runtime: activations for ``max_num_tokens``, CUDA graphs, the CUDA context and cuBLAS workspaces, an estimate
   (``RUNTIME_GIB``) from TensorRT-LLM's PyTorch backend on one GPU.
 The models together must stay within ``USABLE_SHARE`` of the GPU's memory (fragmentation, the allocator's cache).
@@ -21,6 +25,7 @@ from platform_spec.gpus import GPU_SKUS
 GIB = 2**30
 USABLE_SHARE = 0.92
 RUNTIME_GIB = 2.0
+KV_BLOCK_TOKENS = 64  # TensorRT-LLM's paged KV cache allocates whole blocks of tokens
 BYTES = {"fp8": 1, "bf16": 2, "fp16": 2}
 
 
@@ -105,14 +110,31 @@ class PoolMemoryPlan:
             "usableGib": round(self.usable_gib, 1),
             "totalGib": round(self.total_gib, 1),
             "models": {
-                m.model: {"weightsGib": round(m.weights_gib, 1), "kvCacheGib": round(m.kv_gib, 1),
-                          "kvCacheTokens": m.kv_tokens, "kvDtype": m.kv_dtype, "runtimeGib": m.runtime_gib}
+                m.model: {
+                    "weightsGib": round(m.weights_gib, 1),
+                    "kvCacheGib": round(m.kv_gib, 1),
+                    "kvCacheTokens": m.kv_tokens,
+                    "kvDtype": m.kv_dtype,
+                    "runtimeGib": m.runtime_gib,
+                }
                 for m in self.models
             },  # fmt: skip
         }
 
 
-def plan_pool(pool: str, gpu_sku: str, models: Sequence[tuple[str, str, int]]) -> PoolMemoryPlan:
-    """``models``: (name, precision, KV-cache token budget) of each LLM instance placed on the pool's GPU."""
+def plan_pool(pool: str, gpu_sku: str, models: Sequence[tuple[str, str, int, int]]) -> PoolMemoryPlan:
+    """``models``: (name, precision, fewest KV tokens it needs, most it can use) of each LLM instance placed on the
+    pool's GPU. Each model's budget is derived (module docstring); where even the fewest do not fit, the plan shows
+    every model at its fewest, and ``fits`` is false."""
     sku = GPU_SKUS[gpu_sku]
-    return PoolMemoryPlan(pool, gpu_sku, float(sku.memory_gib), tuple(model_memory(*m) for m in models))
+    usable = sku.memory_gib * USABLE_SHARE * GIB
+    empty = [model_memory(name, precision, 0) for name, precision, _, _ in models]
+    fixed = sum(m.weights_gib + m.runtime_gib for m in empty) * GIB
+    per_token = sum(LLAMA_3_1_8B.kv_bytes_per_token(m.kv_dtype) for m in empty)
+    share = int(max(0.0, usable - fixed) // per_token) // KV_BLOCK_TOKENS * KV_BLOCK_TOKENS
+    enough = all(share >= fewest for _, _, fewest, _ in models)
+    planned = tuple(
+        model_memory(name, precision, min(most, share) if enough else fewest)
+        for name, precision, fewest, most in models
+    )
+    return PoolMemoryPlan(pool, gpu_sku, float(sku.memory_gib), planned)
