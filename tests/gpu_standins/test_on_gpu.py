@@ -10,10 +10,9 @@ docker/triton/requirements-speech.txt) in its own site-packages -- the Python ba
 -- plus torch with CUDA for the stand-ins, and tritonclient[grpc] for the clients. Skipped elsewhere, saying why. The
 CPU counterpart runs in CI: ``tests/model_repo/test_serving_gpu_standins.py``.
 
-Seen on the H200 machine with nvidia-pytriton 0.7.0's tritonserver (2.51): every tensor a Python-backend model sent
-arrived with 0 bytes (a BLS input of 4 bytes, a model's 8-string response), so the suite failed there before any
-stage ran; the same repository passes on CPU. Not resolved yet: the server's shared memory with its stub on that
-machine, not this code, is the suspect (next: compare with the NGC Triton image, or another GPU machine).
+The Python must have numpy < 2 (what nvidia-pytriton 0.7.0 requires): under numpy 2 its Python-backend stub sends
+every small tensor with 0 bytes ("input byte size mismatch ... Expected 4, got 0", an 8-string response read back
+empty) -- seen on an H200 and an H100 whose Python has numpy 2.5, and reproduced here on CPU with numpy 2.2.
 """
 
 from __future__ import annotations
