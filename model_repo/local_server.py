@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -84,7 +85,20 @@ def find_installation() -> Installation:
     ):
         if not path.exists():
             raise TritonStartError(f"{what} not found at {path}; reinstall nvidia-pytriton for Python {version}")
+    check_stub_numpy(importlib.metadata.version("numpy"))
     return install
+
+
+def check_stub_numpy(numpy_version: str) -> None:
+    """The wheel's Python-backend stub is built for numpy 1.x (nvidia-pytriton 0.7.0 requires numpy < 2); under numpy
+    2 it sends small tensors with 0 bytes -- every model would answer wrong or fail with "input byte size mismatch".
+    Refuse to start rather than serve that."""
+    if int(numpy_version.split(".")[0]) >= 2:
+        raise TritonStartError(
+            f"numpy {numpy_version} is installed, but the Python backend of nvidia-pytriton's tritonserver needs "
+            f"numpy < 2 (under numpy 2 its models' tensors arrive empty); install numpy<2 in this environment: "
+            f"{sys.executable} -m pip install 'numpy<2'"
+        )
 
 
 def _prepare_backends(install: Installation, scratch: Path) -> Path:

@@ -199,3 +199,13 @@ def test_rendered_cpu_configs_load_in_the_real_triton(tmp_path):
         ], model.name
         assert list(got.dynamic_batching.preferred_batch_size) == list(ours.dynamic_batching.preferred_batch_size)
         assert got.parameters["weights"].string_value == model.weights
+
+
+def test_a_numpy_2_environment_is_refused_before_the_server_starts():
+    """Under numpy 2 the wheel's Python-backend stub sends small tensors with 0 bytes (seen on GPU machines whose
+    Python had numpy 2.5; reproduced with numpy 2.2): refuse, naming the fix, instead of serving wrong answers."""
+    from model_repo.local_server import check_stub_numpy
+
+    check_stub_numpy("1.26.4")
+    with pytest.raises(TritonStartError, match=r"numpy 2\.2\.6 is installed.*needs numpy < 2.*pip install 'numpy<2'"):
+        check_stub_numpy("2.2.6")
