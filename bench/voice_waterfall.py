@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -180,8 +181,6 @@ def overhead(server: TritonServer, speech: np.ndarray, turns: int) -> dict[str, 
 
 def device_name() -> str:
     try:
-        import subprocess
-
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                              text=True, check=True).stdout.strip().splitlines()  # fmt: skip
         return f"gpu: {gpu[0]} x{len(gpu)}"

@@ -146,8 +146,7 @@ def stage_context(
 
 
 def image_tag(flavour: str, digest: str, recipe: ImageRecipe = TRITON) -> str:
-    release = recipe.base_images[flavour].rsplit(":", 1)[1].split("-", 1)[0]  # the base image's NGC release
-    return f"{recipe.tag_prefix}{flavour}-{release}-{digest[:16]}"
+    return f"{recipe.tag_prefix}{flavour}-{versions.ngc_release(recipe.base_images[flavour])}-{digest[:16]}"
 
 
 _DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+?)(?::[\w][\w.-]{0,127})?@(?P<digest>sha256:[0-9a-f]{64})$")

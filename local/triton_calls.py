@@ -88,8 +88,10 @@ def stream(
     inputs: Mapping[str, np.ndarray],
     outputs: Sequence[str],
     timeout_s: float = 120.0,
+    hang_up_after: int | None = None,
 ) -> tuple[list[StreamedResponse], float]:
-    """Run decoupled ``model`` once over a gRPC stream; every response until the final one, and the total time."""
+    """Run decoupled ``model`` once over a gRPC stream; every response until the final one, and the total time.
+    ``hang_up_after``: stop after that many responses and cancel the request, as a caller who barges in."""
     from tritonclient.utils import InferenceServerException
 
     arrived: queue.Queue = queue.Queue()
@@ -118,6 +120,7 @@ def stream(
             responses.append(StreamedResponse(at - started, _as_dict(result, outputs), final))
             if final:
                 completed = True
+            if final or len(responses) == hang_up_after:
                 return responses, at - started
     finally:
         # Cancel only a request that did not finish. Seen with Triton 2.51: cancelling the stream after the

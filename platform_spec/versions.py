@@ -14,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def ngc_release(image: str) -> str:
+    """The NGC release of an image reference: ``nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3`` -> ``25.12``."""
+    return image.rsplit(":", 1)[1].split("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Runtime:
     """One NGC Triton image and the versions inside it."""
@@ -30,7 +35,7 @@ class Runtime:
 
     @property
     def release(self) -> str:
-        return self.image.rsplit(":", 1)[1].split("-", 1)[0]
+        return ngc_release(self.image)
 
 
 # The LLM pool: Triton's release compatibility matrix, container trtllm-python-py3, row 25.12 (the first with

@@ -8,7 +8,6 @@ light (numpy, tritonclient, this repository's server launcher and clients) so th
 from __future__ import annotations
 
 import json
-import queue
 import re
 import time
 import urllib.request
@@ -18,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc as grpcclient
-from tritonclient.utils import np_to_triton_dtype
 
 from local import triton_calls
 from local.voice_turn import TurnResult, pipeline_inputs, pipeline_turn
@@ -113,21 +110,10 @@ def check_cancelled_turn_ends(server: TritonServer, speech: np.ndarray) -> None:
         return metric(server, name, "voice_pipeline")
 
     before = {n: count(n) for n in ("nv_inference_request_success", "nv_inference_request_failure")}
-    client = grpcclient.InferenceServerClient(server.endpoints.grpc)
-    responses: queue.Queue = queue.Queue()
-    client.start_stream(callback=lambda result, error: responses.put((result, error)))
-    try:
-        values = pipeline_inputs(speech, 200)
-        inputs = []
-        for name, value in values.items():
-            tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
-            tensor.set_data_from_numpy(value)
-            inputs.append(tensor)
-        client.async_stream_infer("voice_pipeline", inputs, enable_empty_final_response=True)
-        first, error = responses.get(timeout=300)
-        assert error is None and first is not None
+    client = triton_calls.grpc_client(server.endpoints.grpc)
+    try:  # the transcript arrives (the turn is under way), then the caller hangs up
+        triton_calls.stream(client, "voice_pipeline", pipeline_inputs(speech, 200), ["TRANSCRIPT"], 300.0, 1)
     finally:
-        client.stop_stream(cancel_requests=True)
         client.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -93,11 +93,8 @@ def llm_server(tmp_path_factory):
     add_model(repo, "llm_unbuilt", CHAT_TEMPLATE, options=False)
     server = TritonServer(repo, model_control_mode="explicit", load_models=["llm_chat", "llm_raw"],
                           work_dir=tmp_path_factory.mktemp("gpu-llm-server"), startup_timeout_s=120)  # fmt: skip
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 def _answer(server, model: str, text: str) -> list:

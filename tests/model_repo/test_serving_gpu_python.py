@@ -289,11 +289,8 @@ def gpu_embed_server(tmp_path_factory, cpu_repository):
 
     server = TritonServer(repo, model_control_mode="explicit", load_models=["embed", engine.name],
                           work_dir=tmp_path_factory.mktemp("gpu-embed-server"), startup_timeout_s=120)  # fmt: skip
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_gpu_embed_matches_the_cpu_model_through_its_engine(gpu_embed_server, serving):

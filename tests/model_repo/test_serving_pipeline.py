@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.model_repo.conftest import pipeline_inputs, voice_turn
+from tests.gpu_standins import checks
+from tests.model_repo.conftest import voice_turn
 
 pytestmark = pytest.mark.triton
 
@@ -89,34 +89,10 @@ def _pipeline_counters(serving) -> dict[str, float]:
     return {name: serving.metric(name, "voice_pipeline") for name in names}
 
 
-def test_a_cancelled_turn_is_completed_with_the_final_flag(serving, speech_sample):
+def test_a_cancelled_turn_is_completed_with_the_final_flag(triton, speech_sample):
     """The caller hangs up after the transcript: the turn stops early, still ends with the final flag and completes
     in Triton as a request served (not a failure, not one left in flight)."""
-    import queue
-
-    import tritonclient.grpc as grpcclient
-
-    before = _pipeline_counters(serving)
-    client = grpcclient.InferenceServerClient(serving.endpoints.grpc)
-    responses: queue.Queue = queue.Queue()
-    client.start_stream(callback=lambda result, error: responses.put((result, error)))
-    try:
-        client.async_stream_infer("voice_pipeline", serving.grpc_inputs(pipeline_inputs(speech_sample.noisy, 200)),
-                                  enable_empty_final_response=True)  # fmt: skip
-        first, error = responses.get(timeout=120)
-        assert error is None and first is not None  # the transcript: the turn is under way
-    finally:
-        client.stop_stream(cancel_requests=True)
-        client.close()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        after = _pipeline_counters(serving)
-        completed = sum(after[k] - before[k] for k in ("nv_inference_request_success", "nv_inference_request_failure"))
-        if completed:
-            break
-        time.sleep(0.2)
-    assert completed == 1, f"the cancelled turn never completed in Triton: {before} -> {after}"
-    assert after["nv_inference_request_failure"] == before["nv_inference_request_failure"]
+    checks.check_cancelled_turn_ends(triton, speech_sample.noisy)
 
 
 def test_one_instance_serves_concurrent_turns_without_queueing_them(serving, speech_sample):

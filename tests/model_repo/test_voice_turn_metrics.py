@@ -6,14 +6,12 @@ voice recording rules, SLO ratios, the dashboard's voice queries and every pool'
 from __future__ import annotations
 
 import math
-import queue
 import re
 import time
 import urllib.request
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 import yaml
 
 from infra.monitoring.dashboards import build_dashboards, panel_queries
@@ -21,6 +19,7 @@ from infra.monitoring.rule_files import render_rule_files
 from infra.monitoring.slos import LatencySlos
 from infra.triton.autoscaling import pool_triggers, time_to_first_audio_query
 from local.prometheus import Prometheus
+from local.triton_calls import grpc_client, stream
 from platform_spec.monitoring import VOICE_TURN_BUCKETS, VoiceSlo
 from platform_spec.serving import triton_settings
 from platform_spec.settings import load_stack_settings
@@ -105,16 +104,10 @@ def test_a_bad_request_counts_as_a_failure_of_the_request_stage(serving, measure
 
 def test_a_cancelled_turn_counts_as_a_cancel(serving, speech_sample, measured):
     before = scrape(serving)
-    client = grpcclient.InferenceServerClient(serving.endpoints.grpc)
-    responses: queue.Queue = queue.Queue()
-    client.start_stream(callback=lambda result, error: responses.put((result, error)))
-    try:
-        client.async_stream_infer("voice_pipeline", serving.grpc_inputs(pipeline_inputs(speech_sample.noisy, 200)),
-                                  enable_empty_final_response=True)  # fmt: skip
-        first, _ = responses.get(timeout=120)  # the transcript: the turn is under way
-        assert first is not None
+    client = grpc_client(serving.endpoints.grpc)
+    try:  # the transcript: the turn is under way, and the caller barges in
+        stream(client, "voice_pipeline", pipeline_inputs(speech_sample.noisy, 200), ["TRANSCRIPT"], 120.0, 1)
     finally:
-        client.stop_stream(cancel_requests=True)  # the caller barges in
         client.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

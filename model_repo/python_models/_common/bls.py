@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -75,6 +76,14 @@ async def async_call(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequ
     return _complete(model, _unpack(model, response, outputs), outputs)
 
 
+async def waited(items: Iterator[Any]) -> AsyncIterator[Any]:
+    """Each item of a blocking iterator (a decoupled BLS call's responses, a gRPC stream's), waited for on one of
+    ``STREAM_WAITERS`` so the event loop serves other requests meanwhile."""
+    loop = asyncio.get_running_loop()
+    while (item := await loop.run_in_executor(STREAM_WAITERS, next, items, None)) is not None:
+        yield item
+
+
 async def async_stream(
     model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
 ) -> AsyncIterator[dict[str, np.ndarray]]:
@@ -82,10 +91,9 @@ async def async_stream(
     supports BLS cancellation (``ResponseIterator.cancel``, Triton 24.08+), so the stage stops working for a
     turn nobody listens to any more."""
     responses = await _request(model, inputs, outputs).async_exec(decoupled=True)
-    loop = asyncio.get_running_loop()
     finished = False
     try:
-        while (response := await loop.run_in_executor(STREAM_WAITERS, next, responses, None)) is not None:
+        async for response in waited(responses):
             found = _unpack(model, response, outputs)
             if found:
                 yield found

@@ -215,15 +215,14 @@ class TritonPythonModel:
                 async for response in responses:
                     yield response
             return
-        # The gRPC stream's iterator blocks: wait for each response on a BLS stream thread; closing it
+        # The gRPC stream's iterator blocks: wait for each response on a stream thread; closing it (on one too)
         # cancels the remote request.
         responses = self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
-        loop = asyncio.get_running_loop()
         try:
-            while (response := await loop.run_in_executor(bls.STREAM_WAITERS, next, responses, None)) is not None:
+            async for response in bls.waited(responses):
                 yield response
         finally:
-            await loop.run_in_executor(bls.STREAM_WAITERS, responses.close)
+            await asyncio.get_running_loop().run_in_executor(bls.STREAM_WAITERS, responses.close)
 
 
 class _Turn:

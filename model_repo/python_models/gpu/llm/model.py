@@ -88,7 +88,6 @@ class TritonPythonModel:
         checkpoint = version_dir / params.get("checkpoint_dir", REQUIRED_FILES["checkpoint_dir"])
         if not (checkpoint / "config.json").is_file():
             raise RuntimeError(f"{checkpoint} holds no checkpoint: sync the model's files from the model store")
-        self.max_seq_len = int(params.get("max_seq_len", "8192"))
         self.max_new_tokens_default = int(params.get("max_new_tokens_default", "256"))
         self.max_new_tokens_limit = int(params.get("max_new_tokens_limit", "4096"))
         self.adapters = {
@@ -105,7 +104,7 @@ class TritonPythonModel:
             dtype=kv.get("dtype", "auto"),
         )
         options["model"] = str(checkpoint)
-        self.max_seq_len = int(options.get("max_seq_len", self.max_seq_len))
+        self.max_seq_len = int(options.get("max_seq_len", params.get("max_seq_len", "8192")))
         if self.adapters:
             from tensorrt_llm.lora_manager import LoraConfig
 
