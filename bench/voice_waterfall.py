@@ -220,22 +220,22 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_turn(grpc_client(server.endpoints.grpc), PIPELINE, speech, args.max_tokens)
         added = overhead(server, speech, args.overhead_turns)
         print(f"pipeline adds {added['added_p50_ms']:.2f} ms p50 to its first response", flush=True)
-        results = []
+        report = {
+            "command": " ".join(["python", "bench/voice_waterfall.py", *(argv if argv is not None else sys.argv[1:])]),
+            "device": device_name(),
+            "note": args.note,
+            "pipeline_overhead": added,
+            "results": [],
+        }
         for concurrency in levels:
             turns = max(args.turns, concurrency)
             runs = [one_run(server, speech, concurrency, turns, args.max_tokens) for _ in range(args.repeats)]
-            results.append({"concurrency": concurrency, "runs": runs, "summary": summarise(runs)})
+            report["results"].append({"concurrency": concurrency, "runs": runs, "summary": summarise(runs)})
+            # Written after every level: a run stopped at a time limit keeps the levels it finished.
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
             print(f"concurrency {concurrency}: done", flush=True)
-    report = {
-        "command": " ".join(["python", "bench/voice_waterfall.py", *(argv if argv is not None else sys.argv[1:])]),
-        "device": device_name(),
-        "note": args.note,
-        "pipeline_overhead": added,
-        "results": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(table(results))
+    print(table(report["results"]))
     print(f"wrote {args.out}")
     return 0
 

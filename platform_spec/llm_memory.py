@@ -1,7 +1,8 @@
 """GPU memory plan of an LLM pool: what each model placed on one GPU takes, and whether they fit together.
 
 Per model (one TensorRT-LLM ``LLM`` per Triton instance, each pinned to the pool's GPU 0):
-- weights: parameters x bytes per parameter of the checkpoint's precision (FP8: 1, BF16: 2);
+- weights: parameters x bytes per parameter of the checkpoint's precision (FP8: 1, BF16: 2), except the token
+  embeddings and the LM head, which ModelOpt's FP8 checkpoints keep in BF16 (Llama-3.1-8B FP8: 8.5 GiB, not 7.5);
 - KV cache: its token budget (passed to TensorRT-LLM as ``KvCacheConfig.max_tokens``, which caps the cache at the
   smaller of that and the free-memory fraction) x bytes per token, where a token's K and V take
   2 x layers x KV heads x head dim x bytes of the KV dtype (FP8 where the checkpoint is FP8, else BF16). The plan
@@ -36,13 +37,18 @@ class LlmShape:
     layers: int
     kv_heads: int
     head_dim: int
+    unquantized_parameters: float  # token embeddings + LM head: BF16 in an FP8 checkpoint
+
+    def weight_bytes(self, precision: str) -> float:
+        return (self.parameters - self.unquantized_parameters) * BYTES[precision] + self.unquantized_parameters * 2
 
     def kv_bytes_per_token(self, kv_dtype: str) -> int:
         return 2 * self.layers * self.kv_heads * self.head_dim * BYTES[kv_dtype]
 
 
-# Llama 3.1 8B (both variants the platform serves): 8.03 B parameters, 32 layers, 8 KV heads of 128 dims (GQA).
-LLAMA_3_1_8B = LlmShape("Llama-3.1-8B", 8.03e9, 32, 8, 128)
+# Llama 3.1 8B (both variants the platform serves): 8.03 B parameters, 32 layers, 8 KV heads of 128 dims (GQA); its
+# untied embeddings and LM head are 2 x 128,256 x 4,096 of them.
+LLAMA_3_1_8B = LlmShape("Llama-3.1-8B", 8.03e9, 32, 8, 128, unquantized_parameters=2 * 128_256 * 4_096)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ def model_memory(model: str, precision: str, kv_tokens: int, shape: LlmShape = L
         precision=precision,
         kv_dtype=kv_dtype,
         kv_tokens=kv_tokens,
-        weights_gib=shape.parameters * BYTES[precision] / GIB,
+        weights_gib=shape.weight_bytes(precision) / GIB,
         kv_gib=kv_tokens * shape.kv_bytes_per_token(kv_dtype) / GIB,
         runtime_gib=RUNTIME_GIB,
     )

@@ -9,51 +9,36 @@ model whose checkpoint has no chat template refuses to load and says why. Not ru
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from engines.builders import spec_for
-from engines.builders.llm_serving_config import OPTIONS_FILE, llm_api_options, options_yaml
+from engines.builders.llm_serving_config import llm_api_options, options_yaml
 from engines.catalog_engines import llm_settings
 from engines.spec import BuilderSettings, SourceRef, Target
 from model_repo import catalog
 from model_repo.local_server import TritonServer
 from platform_spec import versions
+from tests.gpu_standins import llama_checkpoint
+from tests.gpu_standins.llama_checkpoint import CHAT_TEMPLATE
 from tests.model_repo.conftest import gpu_model_on_cpu
 
 pytestmark = pytest.mark.triton
 
 STAND_IN = Path(__file__).resolve().parent / "trtllm_standin"
-SPECIAL = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
-# Llama 3.1's chat layout (its template, without the tool-calling and date branches).
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-    "{{ m['content'] }}<|eot_id|>{% endfor %}"
-    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
-)
 
 
 def write_checkpoint(directory: Path, chat_template: str | None, options: bool = True) -> None:
-    """A Llama-layout checkpoint's tokenizer files: byte-level BPE, Llama 3's special tokens, the chat template."""
-    directory.mkdir(parents=True)
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tokenizer = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens(SPECIAL)
-    tokenizer.save(str(directory / "tokenizer.json"))
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": SPECIAL[0], "eos_token": SPECIAL[3]}
-    if chat_template is not None:
-        config["chat_template"] = chat_template
-    (directory / "tokenizer_config.json").write_text(json.dumps(config))
-    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
-    if options:
-        (directory / OPTIONS_FILE).write_text(options_yaml(built_options()))
+    """A Llama-layout checkpoint's files (tokenizer, chat template, the build's serving options), no weights."""
+    llama_checkpoint.write_checkpoint(
+        directory,
+        chat_template,
+        options_yaml(built_options()) if options else None,
+        architecture={"model_type": "llama", "architectures": ["LlamaForCausalLM"]},
+    )
 
 
 def built_options() -> dict:
