@@ -23,6 +23,7 @@ from local.voice_turn import TurnResult, pipeline_inputs, pipeline_turn
 from model_repo.local_server import TritonServer
 
 SAMPLE_RATE = 16_000
+LLM_PAIR = ("llm_chat", "llm_support")  # both Llama 8B variants, placed on one GPU
 SPEECH_MODELS = ("anc", "vad", "asr", "asr_encoder", "asr_decoder_joint", "embed", "embed_encoder", "retriever",
                  "tts", "tts_fastpitch", "tts_hifigan", "voice_pipeline", "bls_probe")  # fmt: skip
 
@@ -139,3 +140,34 @@ def bls_memory(server: TritonServer) -> dict:
         "numpy_error": out["NUMPY_ERROR"][0].decode(),
         "bls_shape": out["BLS_SHAPE"].tolist(),
     }
+
+
+def llm_streams(server: TritonServer, models: tuple[str, ...], per_model: int, max_tokens: int) -> dict[str, list]:
+    """``per_model`` concurrent chat streams to each of ``models`` at once (greedy, ``max_tokens`` each); per model,
+    each stream's (time to first token, seconds, tokens streamed, ended with the final flag)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(model: str) -> tuple[float, float, int, bool]:
+        client = triton_calls.grpc_client(server.endpoints.grpc)
+        inputs = {
+            "TEXT_INPUT": np.array([b"How do I reset my voicemail PIN?"], dtype=np.object_),
+            "MAX_TOKENS": np.array([max_tokens], np.int32),
+            "TEMPERATURE": np.array([0.0], np.float32),
+        }
+        try:
+            responses, total = triton_calls.stream(client, model, inputs, ["TEXT_OUTPUT"], timeout_s=300)
+        finally:
+            client.close()
+        text = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in responses if "TEXT_OUTPUT" in r.outputs)
+        # The stand-in samples single printable byte tokens: one character per token.
+        return responses[0].at_s, total, len(text), responses[-1].final
+
+    jobs = [m for m in models for _ in range(per_model)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(one, jobs))
+    return {m: [r for job, r in zip(jobs, results, strict=True) if job == m] for m in models}
+
+
+def llm_stats(repository: Path, model: str) -> dict:
+    """What the LLM API stand-in reported about ``model``'s memory (trtllm_torch/README.md)."""
+    return json.loads((repository / model / "1" / "standin_stats.json").read_text())

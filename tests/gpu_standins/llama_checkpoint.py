@@ -65,3 +65,16 @@ def write_checkpoint(
         (directory / "hf_quant_config.json").write_text(json.dumps(quant, indent=2))
     if options_yaml is not None:
         (directory / OPTIONS_FILE).write_text(options_yaml)
+
+
+def build_options(spec, gpu_sku: str) -> str:
+    """The LLM API options the engine build writes beside the checkpoint of ``spec`` for ``gpu_sku``."""
+    from engines.builders import spec_for
+    from engines.builders.llm_serving_config import llm_api_options, options_yaml
+    from engines.catalog_engines import llm_settings
+    from engines.spec import BuilderSettings, SourceRef, Target
+
+    engine = spec_for(spec.name, "tensorrt_llm", SourceRef("store://sources/llama/", "f" * 64, "hf_checkpoint"),
+                      Target.for_gpu(gpu_sku, "tensorrt_llm"),
+                      BuilderSettings(precision=spec.precision_in_use, llm=llm_settings(spec)))  # fmt: skip
+    return options_yaml(llm_api_options(engine))

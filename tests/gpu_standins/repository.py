@@ -27,6 +27,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from model_repo import catalog, render
 from model_repo.artifacts.sources import package_file
+from platform_spec.llm_memory import PoolMemoryPlan
+from tests.gpu_standins.checks import LLM_PAIR
 
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "engine_standin.py"
@@ -141,6 +143,48 @@ def llm_pool(out: Path, cpu_repository: Path, *, instances: int = 1) -> Path:
     return out
 
 
+TINY_LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+              "vocab_size": 512, "rope_theta": 500000.0, "rms_norm_eps": 1e-05}  # fmt: skip
+
+
+def llm_pair_pool(out: Path, gpu_sku: str, *, on_gpu: bool) -> tuple[Path, PoolMemoryPlan]:
+    """The LLM pool with both Llama 8B variants on one GPU as the stack places them: the real gpu repository of
+    ``llm_chat`` and ``llm_support`` with the KV budgets the pool's memory plan derives for ``gpu_sku``
+    (infra.stack_plan), each model's checkpoint files (Llama-3.1-8B's config.json, FP8 as the catalog builds it, the
+    build's serving options) and, beside its unchanged serving code, the generating LLM API stand-in
+    (trtllm_torch/). On a machine without a GPU: a tiny Llama and CPU instances (the only change to the configs)."""
+    from infra.stack_plan import with_kv_budgets
+    from platform_spec.llm_memory import plan_pool
+    from tests.gpu_standins.llama_checkpoint import CHAT_TEMPLATE, LLAMA_3_1_8B, build_options, write_checkpoint
+
+    specs = [catalog.CATALOG[name] for name in LLM_PAIR]
+    plan = plan_pool("llm", gpu_sku, [
+        (m.name, m.precision_in_use, int(m.target("gpu").parameters["max_seq_len"]),
+         int(m.target("gpu").parameters["kv_cache_max_tokens"]))
+        for m in specs
+    ])  # fmt: skip
+    if not plan.fits:
+        raise ValueError(plan.describe())
+    render.render_repository(with_kv_budgets(specs, [plan]), "gpu", out)
+    for seed, spec in enumerate(specs):
+        model_dir = out / spec.name
+        if not on_gpu:
+            config = text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
+            for group in config.instance_group:
+                group.kind = mc.ModelInstanceGroup.KIND_CPU
+                del group.gpus[:]
+            (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+        # The stub imports from the version directory (it does not read PYTHONPATH).
+        shutil.copytree(HERE / "trtllm_torch" / "tensorrt_llm", model_dir / "1" / "tensorrt_llm",
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        architecture = dict(LLAMA_3_1_8B if on_gpu else TINY_LLAMA, standin_seed=seed)
+        write_checkpoint(model_dir / "1" / "checkpoint", CHAT_TEMPLATE, build_options(spec, gpu_sku),
+                         architecture=architecture, fp8=spec.precision_in_use == "fp8")  # fmt: skip
+    (out / "memory_plan.json").write_text(json.dumps(plan.to_output(), indent=2))
+    return out, plan
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write ``<out>/speech`` and ``<out>/llm`` (the two pools' repositories) and ``<out>/speech.npy`` (a spoken
     question mixed with pink noise, 16 kHz float32), to carry to a GPU machine that has no espeak-ng or renderer."""
@@ -155,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--cpu", action="store_true", help="small stand-ins on CPU instances (default: GPU)")
     parser.add_argument("--llm-instances", type=int, default=1)
+    parser.add_argument("--llm-pair-gpu", default="h200", help="GPU SKU the LLM pair's memory plan is made for")
     args = parser.parse_args(argv)
+    llm_pair_pool(args.out / "llm_pair", args.llm_pair_gpu, on_gpu=not args.cpu)
     speech_pool(args.out / "speech", on_gpu=not args.cpu)
     with tempfile.TemporaryDirectory() as work:
         cpu = render.render_repository([catalog.CATALOG["llm_chat"]], "cpu", Path(work) / "cpu")

@@ -17,6 +17,7 @@ empty) -- seen on an H200 and an H100 whose Python has numpy 2.5, and reproduced
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_repo.local_server import TritonServer
 from tests.gpu_standins import checks
+from tests.gpu_standins.checks import LLM_PAIR
 
 pytestmark = pytest.mark.gpu
 
@@ -76,3 +79,25 @@ def test_concurrent_turns_all_complete(pools, speech):
     with ThreadPoolExecutor(32) as pool:
         turns = list(pool.map(lambda _: checks.check_voice_turn(pools.speech, speech, max_tokens=20), range(32)))
     assert len(turns) == 32
+
+
+@pytest.fixture(scope="module")
+def llm_pair(tmp_path_factory):
+    """Both Llama 8B variants in one server on the GPU, under the pool's memory plan (repository.llm_pair_pool)."""
+    if reason := _why_not():
+        pytest.skip(reason)
+    repository = Path(STANDINS) / "llm_pair"
+    with TritonServer(repository, work_dir=tmp_path_factory.mktemp("llm-pair"), startup_timeout_s=600) as server:
+        yield server, repository, json.loads((repository / "memory_plan.json").read_text())
+
+
+def test_two_llms_share_the_gpu_within_the_memory_plan(llm_pair):
+    server, repository, plan = llm_pair
+    streams = checks.llm_streams(server, LLM_PAIR, per_model=32, max_tokens=64)
+    for model in LLM_PAIR:
+        assert [(tokens, final) for _, _, tokens, final in streams[model]] == [(64, True)] * 32, model
+        stats, planned = checks.llm_stats(repository, model), plan["models"][model]
+        assert stats["kv_cache_tokens"] == planned["kvCacheTokens"] and stats["kv_dtype"] == "float8_e4m3fn"
+        assert stats["weights_bytes"] / 2**30 == pytest.approx(planned["weightsGib"], abs=0.1), "FP8 weights as planned"
+        total = planned["weightsGib"] + planned["kvCacheGib"] + planned["runtimeGib"]
+        assert stats["peak_reserved_bytes"] / 2**30 <= total, (model, stats, total)

@@ -173,7 +173,9 @@ class _Engine:
         self.stopped = False
         self.done = 0
         self.device = pool[0].device
-        printable = [i for i in range(len(tokenizer)) if (t := tokenizer.decode([i])).isprintable() and len(t) == 1]
+        printable = [
+            i for i in range(len(tokenizer)) if len(t := tokenizer.decode([i])) == 1 and t.isascii() and t.isprintable()
+        ]
         self.allowed = torch.tensor(printable, device=self.device)
         self.thread = threading.Thread(target=self._run, name="trtllm-standin", daemon=True)
         self.thread.start()
@@ -242,7 +244,11 @@ class _Engine:
             return
         lengths = [len(r.tokens) + len(r.generated) for r in live]  # the new token's position is length - 1
         longest = max(lengths)
-        keys = torch.stack([r.slots[:longest] for r in live])
+        # Each row attends to its own slots; the padding repeats its first slot (written, so finite: the pool's
+        # unwritten memory may hold NaN, and a masked NaN still poisons the attention's weighted sum).
+        keys = torch.stack(
+            [F.pad(r.slots[:n], (0, longest - n), value=int(r.slots[0])) for r, n in zip(live, lengths, strict=True)]
+        )
         mask = torch.arange(longest, device=self.device)[None, :] < torch.tensor(lengths, device=self.device)[:, None]
         positions = torch.tensor([n - 1 for n in lengths], device=self.device)
         tokens = torch.tensor([r.generated[-1] for r in live], device=self.device)
@@ -263,7 +269,7 @@ class _Engine:
         for index, request in zip(chosen, requests, strict=True):
             request.generated.append(int(self.allowed[index]))
             done = len(request.generated) >= request.sampling.max_tokens
-            text = self.tokenizer.decode(request.generated)
+            text = self.tokenizer.decode(request.generated, clean_up_tokenization_spaces=False)
             output = _Output([_Completion(text, list(request.generated))], finished=done)
             request.loop.call_soon_threadsafe(request.queue.put_nowait, output)
             if done:
