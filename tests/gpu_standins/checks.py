@@ -8,7 +8,9 @@ light (numpy, tritonclient, this repository's server launcher and clients) so th
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -36,9 +38,12 @@ class Pools:
 
 @contextmanager
 def pools(speech_repository: Path, llm_repository: Path, work_dir: Path) -> Iterator[Pools]:
-    """The LLM pool's server, then the speech pool's, told where the LLM pool is as its Deployment tells it."""
+    """The LLM pool's server, then the speech pool's, told where the LLM pool is as its Deployment tells it. With
+    ``GPU_STANDINS_LOGS`` set (a directory), both servers' logs are copied there at the end: on a machine that is
+    given back after the run, they are what is left to read."""
     llm = TritonServer(llm_repository, work_dir=work_dir / "llm", exit_timeout_s=1, startup_timeout_s=300,
                        env={"TRITON_GRPC_ENDPOINTS": ""})  # fmt: skip
+    speech = None
     llm.start()
     try:
         speech = TritonServer(
@@ -50,6 +55,11 @@ def pools(speech_repository: Path, llm_repository: Path, work_dir: Path) -> Iter
             yield Pools(speech, llm)
     finally:
         llm.stop()
+        if keep := os.environ.get("GPU_STANDINS_LOGS"):
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for name, server in (("llm", llm), ("speech", speech)):
+                if server is not None and server.log_path.is_file():
+                    shutil.copyfile(server.log_path, Path(keep) / f"{work_dir.name}-{name}.log")
 
 
 def metric(server: TritonServer, name: str, model: str) -> float:

@@ -12,7 +12,16 @@ CPU counterpart runs in CI: ``tests/model_repo/test_serving_gpu_standins.py``.
 
 The Python must have numpy < 2 (what nvidia-pytriton 0.7.0 requires): under numpy 2 its Python-backend stub sends
 every small tensor with 0 bytes ("input byte size mismatch ... Expected 4, got 0", an 8-string response read back
-empty) -- seen on an H200 and an H100 whose Python has numpy 2.5, and reproduced here on CPU with numpy 2.2.
+empty) -- seen on an H200 and an H100 whose Python has numpy 2.5, and reproduced here on CPU with numpy 2.2. Then
+every compiled package the models import must work with numpy 1.26: on the GPU machines that meant scipy 1.15 in place
+of their scipy 1.17 (which needs numpy 2; transformers imports it too) and no scikit-learn (built for numpy 2,
+imported by transformers when present); tritonclient goes into site-packages as well (voice_pipeline's remote LLM
+calls run inside the stub). ``GPU_STANDINS_LOGS=<dir>`` keeps the servers' logs.
+
+Seen on an NVIDIA H100 80GB (2026-12-05): BLS outputs of the engine stand-ins in GPU memory and read through CPU
+memory, a spoken turn through every stage, every stage's interface, and the two LLMs sharing the GPU within the plan
+passed; the cancelled turn did not end within the run's time, and in the benchmark's next run the voice_pipeline stub
+died after three turns ("Stub process ... is not healthy"): not yet understood (no server log came back).
 """
 
 from __future__ import annotations
