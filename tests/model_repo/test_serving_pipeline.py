@@ -1,9 +1,9 @@
 """The voice pipeline end to end on the real server: a spoken WAV in, a streamed answer out (gRPC streaming).
 
-The utterance is spoken by espeak-ng and mixed with pink noise by sox (``speech_sample``). The CPU ASR
-and LLM run real architectures with random weights, so the test checks the *shape* of what comes back
-(a transcript of lower-case words, real knowledge-base passages, streamed text, real audio), the
-streaming behaviour (audio of the first phrase arrives before the LLM has finished) and the timings.
+The utterance is spoken by espeak-ng and mixed with pink noise by sox (``speech_sample``). The CPU ASR (Whisper
+tiny.en) and LLM (SmolLM2-135M-Instruct) are small trained models; this test checks what comes back (the question's
+words, real knowledge-base passages, streamed text, real audio), the streaming behaviour (audio of the first phrase
+arrives before the LLM has finished) and the timings; test_local_models_speak_sense.py checks what it means.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def test_first_response_is_transcript_segments_and_passages(turn, speech_sample)
     first = turn[0].outputs
     assert set(first) == {"TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES"}
     transcript = first["TRANSCRIPT"][0].decode()
-    # Random-weights ASR (real architecture, not trained): transcript-shaped, not what was said.
-    assert re.fullmatch(r"[a-z']+( [a-z']+)+", transcript), transcript
+    # Whisper tiny.en on espeak-ng's voice in noise: the words of the question, not always every word.
+    assert {"hear", "person", "calls"} & set(re.findall(r"[a-z]+", transcript.lower())), transcript
     segments = first["SPEECH_SEGMENTS"]
     assert abs(segments[0, 0] - speech_sample.speech_start_s) <= 0.1
     assert segments[-1, 1] - speech_sample.speech_end_s <= 0.25
@@ -52,11 +52,11 @@ def test_llm_tokens_and_tts_audio_stream_interleaved(turn, record_property):
     assert kinds[-1] == "final" and turn[-1].final
     assert set(kinds) == {"TEXT_OUTPUT", "AUDIO", "final"}
     assert all(len(r.outputs) == 1 for r in turn[1:-1]), "each streamed response carries one output"
-    assert len(text_at) == MAX_TOKENS, "one response per generated token"
+    assert 1 < len(text_at) <= MAX_TOKENS, "the answer streams in pieces, at most one per generated token"
     # Streaming, not buffering: the first phrase is spoken while the LLM is still generating.
     assert audio_at[0] < text_at[-1]
     answer = "".join(turn[1 + i].outputs["TEXT_OUTPUT"][0].decode() for i in text_at)
-    assert re.fullmatch(r"[a-z ,.?']+", answer), answer
+    assert len(re.findall(r"[A-Za-z]+", answer)) >= 3, answer  # words of a trained model, not bytes
 
     chunks = [turn[1 + i].outputs["AUDIO"] for i in audio_at]
     audio = np.concatenate(chunks)

@@ -1,7 +1,7 @@
 """The voice pipeline as the gpu target deploys it: two real Triton servers, the LLM on the other one.
 
 On GPU stacks each pool runs its own server; ``llm_chat`` lives on the llm pool's, which BLS cannot
-reach. Here one tritonserver plays the llm pool (the cpu ``llm_chat``: a tiny Llama, random weights,
+reach. Here one tritonserver plays the llm pool (the cpu ``llm_chat``: SmolLM2-135M-Instruct,
 decoupled) and another the speech pool (the cpu speech models plus ``voice_pipeline`` with the config
 the renderer writes for the gpu target, ``llm_endpoint_pool: "llm"``), started with the
 ``TRITON_GRPC_ENDPOINTS`` value the Deployment gives its pods. A spoken utterance goes in over a gRPC
@@ -14,7 +14,6 @@ Not run here: the gpu-target models behind the speech stages (TensorRT engines) 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,12 +128,13 @@ def test_the_pipeline_streams_the_llm_of_the_other_pools_server_over_grpc(pools,
 
     first = turn[0].outputs
     assert set(first) == {"TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES"}
-    assert re.fullmatch(r"[a-z']+( [a-z']+)+", first["TRANSCRIPT"][0].decode())  # random-weights ASR
+    assert "hear" in first["TRANSCRIPT"][0].decode().lower()  # Whisper tiny.en heard the question
     kinds = [next(iter(r.outputs)) if r.outputs else "final" for r in turn[1:]]
     text_at = [i for i, k in enumerate(kinds) if k == "TEXT_OUTPUT"]
     audio_at = [i for i, k in enumerate(kinds) if k == "AUDIO"]
     assert kinds[-1] == "final" and turn[-1].final
-    assert len(text_at) == MAX_TOKENS, "every token the remote LLM streamed reaches the caller"
+    answer = "".join(turn[1 + i].outputs["TEXT_OUTPUT"][0].decode() for i in text_at)
+    assert len(answer.split()) >= 3, f"the remote LLM's answer reaches the caller: {answer!r}"
     assert audio_at and audio_at[0] < text_at[-1], "the first phrase is spoken while the remote LLM still generates"
     speech_audio = np.concatenate([turn[1 + i].outputs["AUDIO"] for i in audio_at])
     assert float(np.sqrt(np.mean(speech_audio**2))) > 0.01

@@ -169,8 +169,9 @@ class TritonPythonModel:
         return (len(phrase) >= self.phrase_chars and phrase.endswith(" ")) or len(phrase) >= 2 * self.phrase_chars
 
     def _prompt(self, transcript: str, passages: list[str]) -> str:
-        """Grounding passages, then the user's words, within the LLM's prompt budget."""
-        question = f"User: {transcript}\nAssistant:"
+        """Grounding passages, then the user's words, within the LLM's prompt budget. The LLM model wraps this in its
+        chat template as the user's message (an instruct model), so no "User:/Assistant:" framing here."""
+        question = f"Question: {transcript}"
         budget = self.max_prompt_chars - len(question) - len("Context:\n")
         context = []
         for passage in passages:
