@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--store", default=str(DEFAULT_STORE), help="local engine store (content-addressed)")
     up.add_argument("--only", type=_names, default=[], help="serve only these models (and what they call)")
     up.add_argument("--keep-running", action="store_true", help="keep serving until Ctrl-C / SIGTERM")
-    up.add_argument("--max-tokens", type=int, default=16, help="LLM tokens of the voice turn's answer")
+    up.add_argument("--max-tokens", type=int, default=48, help="LLM tokens of the voice turn's answer (at most)")
     up.set_defaults(func=cmd_up)
 
     from local import targets

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile
+
 from local import cpu_engines, voice_turn
 from local.prometheus import JOB, Prometheus
 from local.speech_sample import speak
@@ -98,7 +101,7 @@ def up(
     store: Path = DEFAULT_STORE,
     only: Sequence[str] = (),
     keep_running: bool = False,
-    max_tokens: int = 16,
+    max_tokens: int = 48,
     startup_timeout_s: float = 600.0,
     out: Callable[[str], None] = print,
     stop_event: threading.Event | None = None,
@@ -152,7 +155,7 @@ def up(
         out("[5/5] one voice turn on a spoken sample (espeak-ng, 16 kHz)")
         audio = speak(noise_level=0.01)
         if PIPELINE in report.models:
-            _voice_turns(report, endpoints.grpc, audio, max_tokens, out)
+            _voice_turns(report, endpoints.grpc, audio, max_tokens, work_dir / "reply.wav", out)
         else:
             out(f"      {PIPELINE} is not among the selected models; skipped")
         if report.pipeline is not None:
@@ -175,7 +178,9 @@ def up(
     return report
 
 
-def _voice_turns(report: UpReport, url: str, audio, max_tokens: int, out: Callable[[str], None]) -> None:
+def _voice_turns(
+    report: UpReport, url: str, audio, max_tokens: int, reply_wav: Path, out: Callable[[str], None]
+) -> None:
     from local.triton_calls import grpc_client
 
     client = grpc_client(url)
@@ -185,7 +190,8 @@ def _voice_turns(report: UpReport, url: str, audio, max_tokens: int, out: Callab
         # that are not what a turn costs.
         voice_turn.pipeline_turn(client, PIPELINE, audio, max_tokens)
         voice_turn.direct_turn(client, settings, audio, max_tokens)
-        turn = voice_turn.pipeline_turn(client, PIPELINE, audio, max_tokens)
+        chunks: list = []
+        turn = voice_turn.pipeline_turn(client, PIPELINE, audio, max_tokens, reply_audio=chunks)
         direct = voice_turn.direct_turn(client, settings, audio, max_tokens)
     finally:
         client.close()
@@ -202,6 +208,14 @@ def _voice_turns(report: UpReport, url: str, audio, max_tokens: int, out: Callab
     out(f"        first text   {turn.first_text_ms or nan:8.1f} ms  ({len(turn.passages)} passages grounding it)")
     out(f"        first audio  {turn.first_audio_ms or nan:8.1f} ms")
     out(f"        final        {turn.total_ms:8.1f} ms  answer {turn.answer[:50]!r}, {turn.audio_seconds:.2f} s audio")
+    if chunks:
+        soundfile.write(reply_wav, np.concatenate(chunks), 16_000, subtype="PCM_16")
+    out(f"      you said:   {turn.transcript!r}")
+    out(f"      the answer: {turn.answer!r}")
+    out(
+        f"      reply audio: {reply_wav if chunks else 'none'} ({turn.audio_seconds:.2f} s), first audio after "
+        f"{turn.first_audio_ms or nan:.0f} ms"
+    )
 
 
 def _print_summary(report: UpReport, server: TritonServer, out: Callable[[str], None]) -> None:

@@ -76,7 +76,10 @@ def pipeline_inputs(audio: np.ndarray, max_tokens: int) -> dict[str, np.ndarray]
     }
 
 
-def pipeline_turn(client, model: str, audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0) -> TurnResult:
+def pipeline_turn(
+    client, model: str, audio: np.ndarray, max_tokens: int, timeout_s: float = 300.0, reply_audio: list | None = None
+) -> TurnResult:
+    """One turn through the pipeline; ``reply_audio``, when given, receives the reply's audio chunks in order."""
     inputs = pipeline_inputs(audio, max_tokens)
     outputs = ["TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES", "TEXT_OUTPUT", "AUDIO"]
     responses, total = triton_calls.stream(client, model, inputs, outputs, timeout_s)
@@ -94,12 +97,14 @@ def pipeline_turn(client, model: str, audio: np.ndarray, max_tokens: int, timeou
         if "AUDIO" in out:
             turn.first_audio_ms = turn.first_audio_ms if turn.first_audio_ms is not None else at
             turn.audio_seconds += out["AUDIO"].size / SAMPLE_RATE
+            if reply_audio is not None:
+                reply_audio.append(out["AUDIO"].reshape(-1))
     return turn
 
 
 def _prompt(transcript: str, passages: list[str], max_prompt_chars: int) -> str:
     # The pipeline model's prompt layout: grounding passages within the budget, then the user's words.
-    question = f"User: {transcript}\nAssistant:"
+    question = f"Question: {transcript}"
     budget = max_prompt_chars - len(question) - len("Context:\n")
     context = []
     for passage in passages:

@@ -18,7 +18,10 @@ the LLM); then it is called over gRPC at that pool's endpoint from ``TRITON_GRPC
 (``_common.remote``), resolved when the model loads, so a pod that cannot reach it never turns ready.
 Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at a sentence end, at the
 first word break past this length, or at twice this length), ``max_prompt_chars``, ``remote_timeout_s``
-(longest wait for a remote response, default 60).
+(longest wait for a remote response, default 60), ``asr_pad_s`` (the speech span VAD found, widened by this much on
+each side before ASR, default 0.5: a span cut at the first phoneme's onset loses it -- "How do I" heard as "I'll do
+my"), ``asr_audio`` (``denoised``, the default, or ``original``: which audio ASR hears; VAD always hears the
+denoised one. Measured with Whisper tiny.en on espeak-ng speech, RNNoise's output costs words the original keeps).
 
 Every turn is measured (``_common.turn_metrics``): the latency waterfall from the end of speech to the first audio
 and the end of the turn, and counters of turns, cancels and failures by stage, on Triton's metrics port.
@@ -72,6 +75,12 @@ class TritonPythonModel:
         self.top_k = int(params.get("top_k", "3"))
         self.phrase_chars = int(params.get("phrase_chars", "48"))
         self.max_prompt_chars = int(params.get("max_prompt_chars", "768"))
+        self.asr_pad = int(float(params.get("asr_pad_s", "0.5")) * SAMPLE_RATE)
+        self.asr_audio = params.get("asr_audio", "denoised")
+        if self.asr_audio not in ("denoised", "original"):
+            raise RuntimeError(
+                f"{args['model_name']}: parameter asr_audio is {self.asr_audio!r}; use denoised or original"
+            )
         self.metrics = TurnMetrics(pb_utils, args["model_name"])
 
     async def execute(self, requests):
@@ -117,9 +126,10 @@ class TritonPythonModel:
             turn.send(TRANSCRIPT=_text(""), SPEECH_SEGMENTS=segments, PASSAGES=np.zeros(0, dtype=np.object_))
             return
 
-        # Recognise the speech span (first onset to last offset) of the denoised audio.
-        start, end = int(segments[0, 0] * SAMPLE_RATE), int(segments[-1, 1] * SAMPLE_RATE)
-        speech = clean[start:end]
+        # Recognise the speech span (first onset to last offset), widened so the first and last phonemes stay whole.
+        start = max(0, int(segments[0, 0] * SAMPLE_RATE) - self.asr_pad)
+        end = min(len(clean), int(segments[-1, 1] * SAMPLE_RATE) + self.asr_pad)
+        speech = (clean if self.asr_audio == "denoised" else audio)[start:end]
         asr = await self._call(clock, "asr", {"AUDIO": _batch1(speech), "SAMPLE_RATE": _batch1(rate)}, ["TRANSCRIPT"])
         transcript = asr["TRANSCRIPT"].reshape(-1)[0].decode("utf-8")
         clock.mark("transcript")
