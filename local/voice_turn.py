@@ -23,7 +23,8 @@ from local import triton_calls
 SAMPLE_RATE = 16_000
 SENTENCE_END = ".?!"
 ROLES = ("anc", "vad", "asr", "embed", "retriever", "llm", "tts")
-PIPELINE_DEFAULTS = {"top_k": "3", "phrase_chars": "48", "max_prompt_chars": "768"}
+PIPELINE_DEFAULTS = {"top_k": "3", "phrase_chars": "48", "max_prompt_chars": "768", "asr_pad_s": "0.5",
+                     "asr_audio": "denoised"}  # fmt: skip
 
 
 @dataclass
@@ -138,7 +139,10 @@ def direct_transcript(client, settings: Mapping[str, str], audio: np.ndarray, tu
     stage("vad", s, f"{len(segments)} speech segment(s)")
     if len(segments) == 0:
         return False
-    speech = clean[int(segments[0, 0] * SAMPLE_RATE) : int(segments[-1, 1] * SAMPLE_RATE)]
+    # As the pipeline does: the speech span widened by asr_pad_s, from the audio asr_audio names.
+    pad = int(float(settings["asr_pad_s"]) * SAMPLE_RATE)
+    start, end = max(0, int(segments[0, 0] * SAMPLE_RATE) - pad), int(segments[-1, 1] * SAMPLE_RATE) + pad
+    speech = (clean if settings["asr_audio"] == "denoised" else audio)[start:end]
     out, s = triton_calls.infer(client, models["asr"], {"AUDIO": speech[None, :], "SAMPLE_RATE": rate}, ["TRANSCRIPT"])
     turn.transcript = _decode(out["TRANSCRIPT"].reshape(-1)[0])
     stage("asr", s, repr(turn.transcript[:60]))

@@ -64,8 +64,9 @@ BAD = [
 BAD_STREAM = [
     pytest.param("llm_chat", {"TEXT_INPUT": _text("hi"), "MAX_TOKENS": np.array([0], dtype=np.int32)},
                  r"MAX_TOKENS is 0; use a value in \[1, 512\]", id="llm-max-tokens"),
-    pytest.param("llm_chat", {"TEXT_INPUT": _text("x" * 1_100)},
-                 r"TEXT_INPUT is 1101 tokens .* shorten the prompt", id="llm-oversized-prompt"),
+    pytest.param("llm_chat", {"TEXT_INPUT": _text("word " * 2_100)},
+                 r"TEXT_INPUT is \d+ tokens with the chat template; .*\(2048-token context\); shorten the prompt",
+                 id="llm-oversized-prompt"),
     pytest.param("tts", {"TEXT": _text("   ")}, r"TEXT is empty", id="tts-empty-text"),
     pytest.param("tts", {"TEXT": _text("a" * 2_001)}, r"TEXT is 2001 characters.*at most 2000", id="tts-oversized"),
     pytest.param("voice_pipeline", {"AUDIO": AUDIO[0], "SAMPLE_RATE": np.array([44_100], dtype=np.int32)},

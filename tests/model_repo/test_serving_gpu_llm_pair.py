@@ -77,7 +77,13 @@ def test_paged_batched_decoding_matches_a_full_sequence_pass(tmp_path):
         return await asyncio.gather(*(generate(p) for p in prompts))
 
     try:
-        generated = asyncio.run(together())
+        # A loop of its own, not asyncio.run: that leaves the main thread without a current event loop, which
+        # later tests that build Pulumi outputs need.
+        loop = asyncio.new_event_loop()
+        try:
+            generated = loop.run_until_complete(together())
+        finally:
+            loop.close()
         engine = llm._engine
         with torch.inference_mode():
             for prompt, tokens in zip(prompts, generated, strict=True):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_repo import catalog
 from tests.gpu_standins import checks
 from tests.model_repo.conftest import voice_turn
 
@@ -42,7 +43,8 @@ def test_first_response_is_transcript_segments_and_passages(turn, speech_sample)
     assert segments[-1, 1] - speech_sample.speech_end_s <= 0.25
     corpus = {json.loads(line)["text"] for line in CORPUS.read_text().splitlines() if line.strip()}
     passages = [p.decode() for p in first["PASSAGES"]]
-    assert len(passages) == 3 and set(passages) <= corpus
+    top_k = int(catalog.CATALOG["voice_pipeline"].target("cpu").parameters["top_k"])
+    assert len(passages) == top_k and set(passages) <= corpus
 
 
 def test_llm_tokens_and_tts_audio_stream_interleaved(turn, record_property):

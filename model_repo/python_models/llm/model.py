@@ -6,7 +6,8 @@ template and the ``system_prompt`` parameter, as the gpu model formats Llama-3.1
 at the model's end-of-turn token. Optional inputs ``MAX_TOKENS`` (default from ``max_new_tokens_default``, at most
 ``max_new_tokens_limit``) and ``TEMPERATURE`` (default 0, greedy: a 135M model answers best greedily). A prompt that
 leaves no room for the answer in the model's context is refused with its length and the limit. A client that
-cancels stops generation at the next token. Parameter ``threads`` (default 1): PyTorch threads of this instance.
+cancels stops generation at the next token. Parameters: ``threads`` (default 1, PyTorch threads of this instance),
+``max_seq_len`` (the context allowed, prompt and answer; at most the model's own).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class TritonPythonModel:
         self.max_new_tokens_default = int(params.get("max_new_tokens_default", "48"))
         self.max_new_tokens_limit = int(params.get("max_new_tokens_limit", "512"))
         self.lm = ChatLM(str(version_dir), params.get("system_prompt", ""), int(params.get("threads", "1")))
+        # The context this deployment allows (max_seq_len, as on the gpu target), within what the model knows.
+        self.max_positions = min(self.lm.max_positions, int(params.get("max_seq_len", str(self.lm.max_positions))))
 
     def execute(self, requests):
         return triton.execute_streams(requests, self._stream)
@@ -44,11 +47,11 @@ class TritonPythonModel:
         )
         temperature = triton.optional_number(request, "TEMPERATURE", 0.0, 0.0, 10.0, cast=float)
         ids = self.lm.prompt_ids(prompt[0])
-        room = self.lm.max_positions - max_tokens
+        room = self.max_positions - max_tokens
         if len(ids) > room:
             raise BadRequest(
                 f"TEXT_INPUT is {len(ids)} tokens with the chat template; with MAX_TOKENS={max_tokens} it may be at "
-                f"most {room} ({self.lm.max_positions}-token context); shorten the prompt or lower MAX_TOKENS"
+                f"most {room} ({self.max_positions}-token context); shorten the prompt or lower MAX_TOKENS"
             )
         cancelled = getattr(sender, "is_cancelled", lambda: False)
         for piece in self.lm.generate(ids, max_tokens, temperature, cancelled):
