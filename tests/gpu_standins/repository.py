@@ -12,8 +12,9 @@
   symbol table: padding, space, punctuation, ARPAbet with stress, letters; an empty lexicon, so words are spelled).
 
 Everything else -- every Python model, every config, ``voice_pipeline``'s ``llm_endpoint_pool`` -- is the
-renderer's. ``llm_pool(out, cpu_repository)`` is the LLM pool's server: the cpu ``llm_chat`` (SmolLM2-135M-
-Instruct on CPU), because TensorRT-LLM cannot run where this repository is tested.
+renderer's. ``llm_pool(out)`` is the LLM pool's server: the gpu ``llm_chat`` with a stand-in for TensorRT-LLM's LLM
+API over a tiny random-weight Llama (trtllm_torch/), because TensorRT-LLM cannot run where this repository is tested;
+``llm_pair_pool`` both Llama 8B variants at full size, for the memory plan's proof.
 """
 
 from __future__ import annotations
@@ -132,20 +133,17 @@ def _standin_engine(model_dir: Path, scale: str, on_gpu: bool) -> None:
     shutil.copyfile(STANDIN, model_dir / "1" / "model.py")
 
 
-def llm_pool(out: Path, cpu_repository: Path, *, instances: int = 1) -> Path:
-    """The LLM pool's server: the cpu ``llm_chat`` (what voice_pipeline calls over gRPC) with ``instances`` CPU
-    instances (one turn's generation each: TensorRT-LLM's in-flight batching has no CPU counterpart here)."""
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(cpu_repository / "llm_chat", out / "llm_chat", ignore=shutil.ignore_patterns("__pycache__"))
-    config = text_format.Parse((out / "llm_chat" / "config.pbtxt").read_text(), mc.ModelConfig())
-    config.instance_group[0].count = instances
-    (out / "llm_chat" / "config.pbtxt").write_text(text_format.MessageToString(config))
-    return out
-
-
 TINY_LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
               "vocab_size": 512, "rope_theta": 500000.0, "rms_norm_eps": 1e-05}  # fmt: skip
+
+
+def llm_pool(out: Path, *, on_gpu: bool) -> Path:
+    """The LLM pool's server for the voice turn: the gpu ``llm_chat`` (what voice_pipeline calls over gRPC), its
+    serving code unchanged, TensorRT-LLM's LLM API played by the generating stand-in (trtllm_torch/) over a *tiny*
+    Llama: the voice benchmarks measure the speech pool, and a tiny LLM keeps the LLM's share of a turn small and the
+    repository small enough to carry. Its instance on the GPU where there is one."""
+    return _llm_models(out, ("llm_chat",), "h200", on_gpu=on_gpu, full_size=False)[0]
 
 
 def llm_pair_pool(out: Path, gpu_sku: str, *, on_gpu: bool) -> tuple[Path, PoolMemoryPlan]:
@@ -154,11 +152,17 @@ def llm_pair_pool(out: Path, gpu_sku: str, *, on_gpu: bool) -> tuple[Path, PoolM
     (infra.stack_plan), each model's checkpoint files (Llama-3.1-8B's config.json, FP8 as the catalog builds it, the
     build's serving options) and, beside its unchanged serving code, the generating LLM API stand-in
     (trtllm_torch/). On a machine without a GPU: a tiny Llama and CPU instances (the only change to the configs)."""
+    return _llm_models(out, LLM_PAIR, gpu_sku, on_gpu=on_gpu, full_size=on_gpu)
+
+
+def _llm_models(
+    out: Path, names: tuple[str, ...], gpu_sku: str, *, on_gpu: bool, full_size: bool
+) -> tuple[Path, PoolMemoryPlan]:
     from infra.stack_plan import with_kv_budgets
     from platform_spec.llm_memory import plan_pool
     from tests.gpu_standins.llama_checkpoint import CHAT_TEMPLATE, LLAMA_3_1_8B, build_options, write_checkpoint
 
-    specs = [catalog.CATALOG[name] for name in LLM_PAIR]
+    specs = [catalog.CATALOG[name] for name in names]
     plan = plan_pool("llm", gpu_sku, [
         (m.name, m.precision_in_use, int(m.target("gpu").parameters["max_seq_len"]),
          int(m.target("gpu").parameters["kv_cache_max_tokens"]))
@@ -178,7 +182,7 @@ def llm_pair_pool(out: Path, gpu_sku: str, *, on_gpu: bool) -> tuple[Path, PoolM
         # The stub imports from the version directory (it does not read PYTHONPATH).
         shutil.copytree(HERE / "trtllm_torch" / "tensorrt_llm", model_dir / "1" / "tensorrt_llm",
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-        architecture = dict(LLAMA_3_1_8B if on_gpu else TINY_LLAMA, standin_seed=seed)
+        architecture = dict(LLAMA_3_1_8B if full_size else TINY_LLAMA, standin_seed=seed)
         write_checkpoint(model_dir / "1" / "checkpoint", CHAT_TEMPLATE, build_options(spec, gpu_sku),
                          architecture=architecture, fp8=spec.precision_in_use == "fp8")  # fmt: skip
     (out / "memory_plan.json").write_text(json.dumps(plan.to_output(), indent=2))
@@ -189,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     """Write ``<out>/speech`` and ``<out>/llm`` (the two pools' repositories) and ``<out>/speech.npy`` (a spoken
     question mixed with pink noise, 16 kHz float32), to carry to a GPU machine that has no espeak-ng or renderer."""
     import argparse
-    import tempfile
 
     import numpy as np
 
@@ -198,14 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("out", type=Path)
     parser.add_argument("--cpu", action="store_true", help="small stand-ins on CPU instances (default: GPU)")
-    parser.add_argument("--llm-instances", type=int, default=1)
     parser.add_argument("--llm-pair-gpu", default="h200", help="GPU SKU the LLM pair's memory plan is made for")
     args = parser.parse_args(argv)
     llm_pair_pool(args.out / "llm_pair", args.llm_pair_gpu, on_gpu=not args.cpu)
     speech_pool(args.out / "speech", on_gpu=not args.cpu)
-    with tempfile.TemporaryDirectory() as work:
-        cpu = render.render_repository([catalog.CATALOG["llm_chat"]], "cpu", Path(work) / "cpu")
-        llm_pool(args.out / "llm", cpu.out, instances=args.llm_instances)
+    llm_pool(args.out / "llm", on_gpu=not args.cpu)
     sample = speech_sample("Hello, I cannot hear the other person during my calls. How do I fix the audio?",
                            lead_silence_s=1.0, tail_silence_s=0.6, peak=None, pink_noise_volume=0.2)  # fmt: skip
     np.save(args.out / "speech.npy", sample.noisy)

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.triton
 
 
 @pytest.fixture(scope="module")
-def standin_pools(cpu_repository, tmp_path_factory):
+def standin_pools(tmp_path_factory):
     speech = speech_pool(tmp_path_factory.mktemp("standins") / "speech", on_gpu=False)
-    llm = llm_pool(tmp_path_factory.mktemp("standins-llm") / "llm", cpu_repository.out)
+    llm = llm_pool(tmp_path_factory.mktemp("standins-llm") / "llm", on_gpu=False)
     with checks.pools(speech, llm, tmp_path_factory.mktemp("standin-servers")) as pools:
         yield pools
 
