@@ -206,3 +206,29 @@ def gpu_model_on_cpu(
     shutil.copytree(PYTHON_MODELS / spec.target("gpu").python_model, version, dirs_exist_ok=True)
     shutil.copytree(PYTHON_MODELS / "_common", version / "_common")
     return version
+
+
+def first_phrase_end(pieces: list[str], phrase_chars: int = 48) -> int:
+    """The index of the streamed text piece that completes the answer's first phrase, by the pipeline's rule (a
+    sentence end; a word break once ``phrase_chars`` long; or twice that length): TTS speaks the phrase after it."""
+    phrase = ""
+    for index, piece in enumerate(pieces):
+        phrase += piece
+        if phrase.rstrip()[-1:] in ".?!" or (len(phrase) >= phrase_chars and phrase.endswith(" ")):
+            return index
+        if len(phrase) >= 2 * phrase_chars:
+            return index
+    return len(pieces) - 1
+
+
+def check_streamed_while_generating(kinds: list[str], pieces: list[str]) -> None:
+    """Streaming, not buffering: the first phrase's audio follows the piece that completes it, and -- where the
+    answer goes on past its first phrase -- arrives before the LLM's last piece (the caller hears the start while the
+    rest is generated). A one-phrase answer can only show the first half."""
+    text_at = [i for i, k in enumerate(kinds) if k == "TEXT_OUTPUT"]
+    audio_at = [i for i, k in enumerate(kinds) if k == "AUDIO"]
+    assert audio_at, "the answer was spoken"
+    phrase_done_at = text_at[first_phrase_end(pieces)]
+    assert audio_at[0] > phrase_done_at, "TTS speaks a phrase once it is complete"
+    if phrase_done_at < text_at[-1]:
+        assert audio_at[0] < text_at[-1], "the first phrase is spoken while the LLM still generates"
