@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from local import triton_calls  # noqa: E402
 from local.speech_sample import speech_sample  # noqa: E402
 from local.stats import percentile  # noqa: E402
-from local.voice_turn import pipeline_turn  # noqa: E402
+from local.voice_turn import asr_transcript, pipeline_turn  # noqa: E402
 from local.wer import word_error_rate  # noqa: E402
 from model_repo import catalog  # noqa: E402
 from model_repo.local_server import TritonServer  # noqa: E402
@@ -44,12 +44,6 @@ QUESTIONS = [
 CONDITIONS = {"clean": 0.0, "white noise 0.01": 0.01}
 
 
-def transcribe(client, audio: np.ndarray) -> str:
-    inputs = {"AUDIO": audio.astype(np.float32)[None], "SAMPLE_RATE": np.array([[16_000]], np.int32)}
-    outputs, _ = triton_calls.infer(client, "asr", inputs, ["TRANSCRIPT"])
-    return outputs["TRANSCRIPT"].reshape(-1)[0].decode()
-
-
 def one_pass(client, noise: float, max_tokens: int) -> dict[str, Any]:
     rows = []
     for question, terms in QUESTIONS:
@@ -57,8 +51,8 @@ def one_pass(client, noise: float, max_tokens: int) -> dict[str, Any]:
         chunks: list = []
         turn = pipeline_turn(client, "voice_pipeline", audio, max_tokens, reply_audio=chunks)
         reply_audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        heard_back = transcribe(client, reply_audio) if reply_audio.size >= 1_600 else ""
-        direct = transcribe(client, audio)
+        heard_back = asr_transcript(client, "asr", reply_audio) if reply_audio.size >= 1_600 else ""
+        direct = asr_transcript(client, "asr", audio)
         rows.append({
             "question": question,
             "transcript": turn.transcript,

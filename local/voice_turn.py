@@ -103,8 +103,8 @@ def pipeline_turn(
     return turn
 
 
-def _prompt(transcript: str, passages: list[str], max_prompt_chars: int) -> str:
-    # The pipeline model's prompt layout: grounding passages within the budget, then the user's words.
+def pipeline_prompt(transcript: str, passages: list[str], max_prompt_chars: int = 768) -> str:
+    """The pipeline model's prompt layout: grounding passages within the budget, then the user's words."""
     question = f"Question: {transcript}"
     budget = max_prompt_chars - len(question) - len("Context:\n")
     context = []
@@ -115,6 +115,13 @@ def _prompt(transcript: str, passages: list[str], max_prompt_chars: int) -> str:
         context.append(line)
         budget -= len(line)
     return "Context:\n" + "".join(context) + question
+
+
+def asr_transcript(client, model: str, audio: np.ndarray) -> str:
+    """``audio`` (16 kHz float32) transcribed by the ASR model ``model`` in one call."""
+    inputs = {"AUDIO": audio.astype(np.float32)[None, :], "SAMPLE_RATE": np.array([[SAMPLE_RATE]], dtype=np.int32)}
+    out, _ = triton_calls.infer(client, model, inputs, ["TRANSCRIPT"])
+    return _decode(out["TRANSCRIPT"].reshape(-1)[0])
 
 
 def direct_transcript(client, settings: Mapping[str, str], audio: np.ndarray, turn: TurnResult) -> bool:
@@ -174,7 +181,7 @@ def direct_turn(
     def stage(name: str, call_ms: float, result: str) -> None:
         turn.stages.append(Stage(name, models[name], call_ms * 1000, result))
 
-    prompt = _prompt(turn.transcript, turn.passages, int(settings["max_prompt_chars"]))
+    prompt = pipeline_prompt(turn.transcript, turn.passages, int(settings["max_prompt_chars"]))
     llm_inputs = {"TEXT_INPUT": _text(prompt), "MAX_TOKENS": np.array([max_tokens], dtype=np.int32)}
     llm_started = time.monotonic()
     pieces, _ = triton_calls.stream(client, models["llm"], llm_inputs, ["TEXT_OUTPUT"], timeout_s)

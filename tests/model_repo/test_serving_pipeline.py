@@ -54,7 +54,7 @@ def test_llm_tokens_and_tts_audio_stream_interleaved(turn, record_property):
     assert kinds[-1] == "final" and turn[-1].final
     assert set(kinds) == {"TEXT_OUTPUT", "AUDIO", "final"}
     assert all(len(r.outputs) == 1 for r in turn[1:-1]), "each streamed response carries one output"
-    assert 1 < len(text_at) <= MAX_TOKENS, "the answer streams in pieces, at most one per generated token"
+    assert len(text_at) > 1, "the answer streams in pieces, not as one buffered text"
     pieces = [turn[1 + i].outputs["TEXT_OUTPUT"][0].decode() for i in text_at]
     check_streamed_while_generating(kinds, pieces)
     answer = "".join(pieces)

@@ -10,9 +10,7 @@ so one prompt always gets the same answer (reproducible tests and demos).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import torch
 
@@ -27,7 +25,7 @@ class ChatLM:
             raise RuntimeError(f"{checkpoint}: the tokenizer has no chat template; an instruct model needs it")
         self.model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
         self.system_prompt = system_prompt
-        eos = json.loads((Path(checkpoint) / "generation_config.json").read_text()).get("eos_token_id")
+        eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         self.max_positions = int(self.model.config.max_position_embeddings)
 

@@ -337,8 +337,8 @@ class LLM:
     def generate_async(self, inputs, sampling_params: SamplingParams, streaming: bool = False, lora_request=None):
         if not isinstance(inputs, list) or not all(isinstance(i, int) for i in inputs):
             raise TypeError("this stand-in expects token ids, as the serving model sends them")
-        if lora_request is not None:
-            raise NotImplementedError("this stand-in serves no LoRA adapters")
+        if lora_request is not None:  # repository.py places no adapters: a request for one is a wiring error
+            raise ValueError(f"LoRA adapter {lora_request!r} requested, but this stand-in was given none")
         return _Generation(self._engine, inputs, sampling_params)
 
     def shutdown(self) -> None:

