@@ -265,16 +265,19 @@ class _Engine:
                 chosen.append(int(row.argmax()))
             else:
                 chosen.append(int(torch.multinomial(torch.softmax(row / temperature, -1), 1)))
-        finished = []
+        outputs, finished = [], []
         for index, request in zip(chosen, requests, strict=True):
             request.generated.append(int(self.allowed[index]))
             done = len(request.generated) >= request.sampling.max_tokens
             text = self.tokenizer.decode(request.generated, clean_up_tokenization_spaces=False)
-            output = _Output([_Completion(text, list(request.generated))], finished=done)
-            request.loop.call_soon_threadsafe(request.queue.put_nowait, output)
+            outputs.append((request, _Output([_Completion(text, list(request.generated))], finished=done)))
             if done:
                 finished.append(request)
+        # Finished requests are counted (and the stats written) before their last output goes out: a caller who has
+        # its final response then reads stats that include it.
         self._finish(finished)
+        for request, output in outputs:
+            request.loop.call_soon_threadsafe(request.queue.put_nowait, output)
 
     def _finish(self, requests: list[_Request]) -> None:
         for request in requests:
