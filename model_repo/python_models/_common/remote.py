@@ -7,20 +7,24 @@ rendered for cross-pool calls only), and every Triton pod gets ``TRITON_GRPC_END
 each GPU pool's name to its server's ``host:port`` (infra/triton/deployment.py).
 
 :func:`resolve_endpoint` turns a pool name into that address once, at model load, with an error naming
-the parameter, the pool and the fix. :class:`RemoteModels` mirrors ``bls.call`` / ``bls.stream``: one
-request/response, or the responses of a decoupled model over a gRPC stream (the empty final response
-ends it). It keeps one client per endpoint; a Python-backend instance runs its requests one at a time,
-so one stream per client at a time is all it needs.
+the parameter, the pool and the fix. :class:`RemoteModels` mirrors ``bls.async_call`` / ``bls.async_stream``
+for coroutine models: one request/response, or the responses of a decoupled model over a gRPC stream (the empty
+final response ends it).
+
+It holds one ``grpc.aio`` channel per endpoint for the model's life, on the stub's event loop: every turn's request
+is an HTTP/2 stream on that one connection -- no connection set-up per turn, no thread waiting per stream, and no
+channel closed while its calls may still use it (the first version opened a ``tritonclient`` client per stream and
+closed it after each). Requests are Triton's protocol messages (``tritonclient.grpc.service_pb2``): the async
+client cannot ask for the empty final response that ends a stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import queue
-import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import numpy as np
 
@@ -53,101 +57,114 @@ def resolve_endpoint(caller: str, parameter: str, pool: str, environ: Mapping[st
     return endpoint
 
 
-def _inputs(grpcclient, inputs: Mapping[str, np.ndarray]):
-    from tritonclient.utils import np_to_triton_dtype
+def _request(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], stream: bool = False):
+    """Triton's ``ModelInferRequest`` for ``model``; on a stream, it asks for the empty final response that ends it."""
+    from tritonclient.grpc import service_pb2
+    from tritonclient.utils import np_to_triton_dtype, serialize_byte_tensor
 
-    tensors = []
+    request = service_pb2.ModelInferRequest(model_name=model, id=uuid.uuid4().hex)
     for name, value in inputs.items():
-        tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
-        tensor.set_data_from_numpy(value)
-        tensors.append(tensor)
-    return tensors
+        request.inputs.add(name=name, datatype=np_to_triton_dtype(value.dtype), shape=list(value.shape))
+        raw = (
+            serialize_byte_tensor(value).item() if value.dtype == np.object_ else np.ascontiguousarray(value).tobytes()
+        )
+        request.raw_input_contents.append(raw)
+    for name in outputs:
+        request.outputs.add(name=name)
+    if stream:
+        request.parameters["triton_enable_empty_final_response"].bool_param = True
+    return request
+
+
+def _found(response, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    from tritonclient.grpc import InferResult
+
+    result = InferResult(response)
+    return {o.name: result.as_numpy(o.name) for o in response.outputs if o.name in outputs}
 
 
 class RemoteModels:
-    """gRPC calls to models of other Triton servers; failures raise RuntimeError naming model and endpoint."""
+    """gRPC calls to models of other Triton servers, from the model's event loop; failures raise RuntimeError naming
+    model and endpoint."""
 
     def __init__(self, timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
-        self._clients: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._stubs: dict[str, object] = {}
 
-    def _client(self, endpoint: str):
-        import tritonclient.grpc as grpcclient
+    def _stub(self, endpoint: str):
+        # Made on first use, inside a coroutine: a grpc.aio channel belongs to the loop that is running then.
+        if endpoint not in self._stubs:
+            import grpc
+            from tritonclient.grpc import service_pb2_grpc
 
-        with self._lock:
-            if endpoint not in self._clients:
-                self._clients[endpoint] = grpcclient.InferenceServerClient(endpoint)
-            return self._clients[endpoint]
+            unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+            channel = grpc.aio.insecure_channel(endpoint, options=unlimited)
+            self._stubs[endpoint] = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        return self._stubs[endpoint]
 
-    def call(
+    async def call(
         self, endpoint: str, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
     ) -> dict[str, np.ndarray]:
         """Run ``model`` once on the server at ``endpoint``; every requested output must come back."""
-        import tritonclient.grpc as grpcclient
-        from tritonclient.utils import InferenceServerException
+        import grpc
 
         try:
-            result = self._client(endpoint).infer(
-                model,
-                _inputs(grpcclient, inputs),
-                outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
-                client_timeout=self.timeout_s,
-            )
-        except InferenceServerException as exc:
-            raise RuntimeError(f"model {model!r} at {endpoint} failed: {exc.message()}") from None
-        found = {name: result.as_numpy(name) for name in outputs}
-        missing = [name for name, value in found.items() if value is None]
+            response = await self._stub(endpoint).ModelInfer(_request(model, inputs, outputs), timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise RuntimeError(f"model {model!r} at {endpoint} failed: {exc.details()}") from None
+        found = _found(response, outputs)
+        missing = [name for name in outputs if found.get(name) is None]
         if missing:
             raise RuntimeError(f"model {model!r} at {endpoint} returned no {missing}")
         return found
 
-    def stream(
+    async def stream(
         self,
         endpoint: str,
         model: str,
         inputs: Mapping[str, np.ndarray],
         outputs: Sequence[str],
-    ) -> Iterator[dict[str, np.ndarray]]:
+    ) -> AsyncIterator[dict[str, np.ndarray]]:
         """Each response of decoupled ``model`` at ``endpoint`` that carries outputs, as it arrives.
 
         The stream ends at the response flagged final. If the consumer stops early (closes the generator,
         e.g. because its own caller hung up), the remote request is cancelled, so the LLM stops generating
         and frees its KV cache instead of finishing an answer nobody reads.
         """
-        import tritonclient.grpc as grpcclient
+        import grpc
 
-        # A client holds one stream at a time, and turns stream concurrently: each stream gets its own client.
-        client = grpcclient.InferenceServerClient(endpoint)
-        arrived: queue.Queue = queue.Queue()
-        client.start_stream(callback=lambda result, error: arrived.put((result, error)))
+        request, done = _request(model, inputs, outputs, stream=True), asyncio.Event()
+
+        async def requests():
+            yield request
+            await done.wait()  # the request side stays open until the last response, as Triton's own client keeps it
+
+        call = self._stub(endpoint).ModelStreamInfer(requests())
         finished = False
         try:
-            client.async_stream_infer(
-                model,
-                _inputs(grpcclient, inputs),
-                outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
-                request_id=uuid.uuid4().hex,
-                enable_empty_final_response=True,
-            )
             while True:
                 try:
-                    result, error = arrived.get(timeout=self.timeout_s)
-                except queue.Empty:
+                    message = await asyncio.wait_for(call.read(), self.timeout_s)
+                except TimeoutError:
                     raise RuntimeError(
                         f"model {model!r} at {endpoint} sent nothing for {self.timeout_s:g} s; is its server up?"
                     ) from None
-                if error is not None:
+                except grpc.aio.AioRpcError as exc:
+                    finished = True  # the call is over
+                    raise RuntimeError(f"model {model!r} at {endpoint} failed: {exc.details()}") from None
+                if message is grpc.aio.EOF:
+                    finished = True
+                    raise RuntimeError(f"model {model!r} at {endpoint} ended the stream before its final response")
+                if message.error_message:
                     finished = True  # the server ended this request
-                    message = error.message() if hasattr(error, "message") else str(error)
-                    raise RuntimeError(f"model {model!r} at {endpoint} failed: {message}")
-                response = result.get_response()
-                found = {o.name: result.as_numpy(o.name) for o in response.outputs if o.name in outputs}
+                    raise RuntimeError(f"model {model!r} at {endpoint} failed: {message.error_message}")
+                found = _found(message.infer_response, outputs)
                 if found:
                     yield found
-                if response.parameters["triton_final_response"].bool_param:
+                if message.infer_response.parameters["triton_final_response"].bool_param:
                     finished = True
                     return
         finally:
-            client.stop_stream(cancel_requests=not finished)
-            client.close()
+            done.set()
+            if not finished:
+                call.cancel()

@@ -210,8 +210,7 @@ class TritonPythonModel:
         """One request to the ``role`` stage: BLS on this server, or gRPC to the pool that serves it."""
         clock.stage = role
         if role in self.endpoints:
-            endpoint, model = self.endpoints[role], self.models[role]
-            result = await asyncio.to_thread(self.remote.call, endpoint, model, inputs, outputs)
+            result = await self.remote.call(self.endpoints[role], self.models[role], inputs, outputs)
         else:
             result = await bls.async_call(self.models[role], inputs, outputs)
         clock.stage = "pipeline"
@@ -221,19 +220,13 @@ class TritonPythonModel:
         """The responses of the decoupled ``role`` stage, from this server or from its pool's server (``clock``
         names the stage until the caller is done with the stream)."""
         clock.stage = role
-        if role not in self.endpoints:
-            async with aclosing(bls.async_stream(self.models[role], inputs, outputs)) as responses:
-                async for response in responses:
-                    yield response
-            return
-        # The gRPC stream's iterator blocks: wait for each response on a stream thread; closing it (on one too)
-        # cancels the remote request.
-        responses = self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
-        try:
-            async for response in bls.waited(responses):
-                yield response
-        finally:
-            await asyncio.get_running_loop().run_in_executor(bls.STREAM_WAITERS, responses.close)
+        if role in self.endpoints:
+            responses = self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
+        else:
+            responses = bls.async_stream(self.models[role], inputs, outputs)
+        async with aclosing(responses) as pieces:  # closed early, either way cancels the stage's request
+            async for piece in pieces:
+                yield piece
 
 
 class _Turn:
