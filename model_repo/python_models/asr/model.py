@@ -48,8 +48,10 @@ class TritonPythonModel:
         return responses
 
     def transcribe(self, audio: np.ndarray) -> str:
+        # temperature 0 only: faster-whisper's default re-decodes a low-confidence result by sampling at rising
+        # temperatures, so the same audio could come back as different words (and take several decodes to do so).
         segments, _ = self.model.transcribe(
             audio.astype(np.float32), language="en", beam_size=self.beam_size, condition_on_previous_text=False,
-            vad_filter=False, without_timestamps=True,
+            vad_filter=False, without_timestamps=True, temperature=0.0,
         )  # fmt: skip
         return " ".join(segment.text.strip() for segment in segments).strip()
