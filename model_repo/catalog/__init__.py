@@ -43,7 +43,7 @@ Artifact URIs
 ``generated://<kind>?<params>`` built at render time from a real architecture with deterministic random
                        weights (or derived from packaged weights, e.g. an index built with the packaged
                        encoder); reproducible from the parameters, so no digest is pinned.
-``system://<program>`` a system program (``espeak-ng``) the model shells out to.
+``system://<name>``    no file: code only (the voice pipeline's orchestration, ``system://bls``).
 
 CPU artifacts (contract with ``model_repo.artifacts``)
 ------------------------------------------------------
@@ -128,7 +128,6 @@ from model_repo.catalog.schema import (
     ROLES,
     TARGETS,
     TRITON_DTYPES,
-    WEIGHTS_ESPEAK,
     WEIGHTS_PACKAGED,
     WEIGHTS_PRODUCTION,
     WEIGHTS_RANDOM,
@@ -161,7 +160,6 @@ __all__ = [
     "WEIGHTS_PRODUCTION",
     "WEIGHTS_PACKAGED",
     "WEIGHTS_RANDOM",
-    "WEIGHTS_ESPEAK",
     "CatalogError",
     "Artifact",
     "Tensor",

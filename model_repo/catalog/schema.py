@@ -28,7 +28,6 @@ TRITON_DTYPES: frozenset[str] = frozenset(
 WEIGHTS_PRODUCTION = "production"
 WEIGHTS_PACKAGED = "packaged"
 WEIGHTS_RANDOM = "random-weights (real architecture, not trained)"
-WEIGHTS_ESPEAK = "espeak-ng"
 
 
 class CatalogError(ValueError):

@@ -32,4 +32,4 @@ def test_the_local_run_hears_the_question_and_speaks_its_answer(tmp_path):
     whisper = WhisperModel(str(tmp_path / "up" / "repository" / "asr" / "1"), device="cpu", compute_type="int8")
     segments, _ = whisper.transcribe(audio, language="en", beam_size=1, condition_on_previous_text=False)
     heard = " ".join(s.text.strip() for s in segments)
-    assert word_error_rate(turn["answer"], heard) <= 0.5, (turn["answer"], heard)
+    assert word_error_rate(turn["answer"], heard) <= 0.3, (turn["answer"], heard)  # hibari's: ~0.1-0.15

@@ -66,7 +66,7 @@ def test_cpu_weights_labels_say_what_is_real():
     # Trained models ship in packages for ASR and the LLMs: no cpu model is random-weight any more.
     assert labels["llm_chat"] == labels["llm_support"] == labels["asr"] == catalog.WEIGHTS_PACKAGED
     assert catalog.WEIGHTS_RANDOM not in labels.values()
-    assert labels["tts"] == catalog.WEIGHTS_ESPEAK
+    assert labels["tts"] == catalog.WEIGHTS_PACKAGED
 
 
 @pytest.mark.parametrize("artifact", [catalog.SILERO_VAD, catalog.MINILM_WEIGHTS, catalog.RNNOISE_LIB])

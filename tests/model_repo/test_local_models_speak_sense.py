@@ -1,11 +1,12 @@
 """The local (cpu) target speaks sense: trained models where packages ship them (Whisper tiny.en for ASR,
-SmolLM2-135M-Instruct for the LLMs; espeak-ng speaks), checked through ``voice_pipeline`` on the real server.
+SmolLM2-135M-Instruct for the LLMs, hibari for TTS), checked through ``voice_pipeline`` on the real server.
 
 Questions are spoken by espeak-ng (clean: the recogniser's accuracy, not the denoiser's, is measured here); each
 turn's transcript is scored by word error rate (printed and recorded); a question whose answer is in the knowledge
 base gets a reply that uses the retrieved passage (its key term appears); the reply audio is speech: the same ASR
-transcribes it back to the reply's words. Thresholds are what these small models reach on espeak-ng's voice,
-not what they reach on human speech; bench/local_sense.py measures the same over more questions and repeats.
+transcribes it back to the reply's words. Thresholds are what these small models reach on espeak-ng's voice (the
+questions) and hibari's (the replies), not what they reach on human speech; bench/local_sense.py measures the same
+over more questions and repeats.
 """
 
 from __future__ import annotations
@@ -93,4 +94,6 @@ def test_the_reply_audio_is_the_reply_spoken(serving, turns, record_property):
         rates.append(word_error_rate(s.turn.answer, back))
         print(f"WER {rates[-1]:.0%}: {s.turn.answer!r} -> {back!r}")
     record_property("round_trip_wer", sum(rates) / len(rates))
-    assert sum(rates) / len(rates) <= 0.5, rates
+    # hibari's speech comes back at ~9 % (bench/results/local_sense_cpu.json), most of it spelling: "sign-in" heard as
+    # "sign in", "1." as "1"; 30 % leaves room for that, not for audio that is not the answer.
+    assert sum(rates) / len(rates) <= 0.3, rates

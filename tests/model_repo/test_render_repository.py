@@ -281,7 +281,7 @@ def test_cpu_target_is_python_backend_on_cpu_everywhere_with_built_artifacts(tmp
     assert (out / "vad" / "1" / "weights.bin").read_bytes() == catalog.SILERO_VAD.uri.encode()
     assert manifest["llm_chat"]["weights"] == catalog.WEIGHTS_PACKAGED
     assert manifest["voice_pipeline"]["artifacts"] == []
-    assert [m.weights for m in result.models if m.name == "tts"] == [catalog.WEIGHTS_ESPEAK]
+    assert [m.weights for m in result.models if m.name == "tts"] == [catalog.WEIGHTS_PACKAGED]
 
 
 def test_public_interface_is_identical_on_both_targets(tmp_path, python_models):

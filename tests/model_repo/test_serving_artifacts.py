@@ -1,6 +1,6 @@
 """The CPU artifacts the served models load: cached, reproducible, verified, and never half-written.
 
-Uses the cheap artifacts (packaged VAD, tiny LLM, espeak-ng) with a private cache per test; the
+Uses the cheap artifacts (packaged files, the tiny LLM) with a private cache per test; the
 expensive exports (MiniLM, Conformer) are exercised by the serving tests' render.
 """
 
@@ -81,14 +81,23 @@ def test_a_packaged_file_that_differs_from_the_pin_is_refused(tmp_path):
     assert not (tmp_path / "vad" / "1").exists() or not any((tmp_path / "vad" / "1").iterdir())
 
 
-def test_a_failing_build_leaves_no_cache_entry_and_no_files(tmp_path):
-    spec = catalog.CATALOG["tts"]
-    serving = dataclasses.replace(spec.target("cpu"), parameters={"voice": "no-such-voice"})
-    bad = dataclasses.replace(spec, serving={**spec.serving, "cpu": serving})
-    cache, dest = tmp_path / "cache", tmp_path / "tts" / "1"
-    with pytest.raises(ArtifactError, match=r"model 'tts': espeak-ng -v no-such-voice could not synthesise"):
-        build_cpu_artifact(bad, dest, cache_dir=cache)
-    assert list((cache / "tts").iterdir()) == [], "no entry and no temporary directory left in the cache"
+def test_a_failing_build_leaves_no_cache_entry_and_no_files(tmp_path, monkeypatch):
+    # The disk fills while Whisper's companion files are copied: the model file is already in the scratch directory.
+    from model_repo.artifacts import packaged
+
+    copied, copyfile = [], packaged.shutil.copyfile
+
+    def copy_until_full(source, target):
+        if copied:
+            raise OSError(28, "No space left on device")
+        copied.append(copyfile(source, target))
+
+    monkeypatch.setattr(packaged.shutil, "copyfile", copy_until_full)
+    cache, dest = tmp_path / "cache", tmp_path / "asr" / "1"
+    with pytest.raises(ArtifactError, match=r"model 'asr': building package://\S+ failed: OSError: .*No space left"):
+        build_cpu_artifact(catalog.CATALOG["asr"], dest, cache_dir=cache)
+    assert len(copied) == 1, "the build had written part of its output when it failed"
+    assert list((cache / "asr").iterdir()) == [], "no entry and no temporary directory left in the cache"
     assert not dest.exists()
 
 

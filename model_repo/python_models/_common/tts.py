@@ -1,6 +1,6 @@
 """The text-to-speech interface both targets serve: one ``TEXT`` in, ``AUDIO`` chunks + ``SAMPLE_RATE`` out.
 
-The cpu (espeak-ng) and gpu (FastPitch + HiFi-GAN) models differ only in how they synthesise; the request
+The cpu (hibari) and gpu (FastPitch + HiFi-GAN) models differ only in how they synthesise; the request
 checks and the decoupled stream of chunks are the interface itself, so they live here once.
 """
 
