@@ -107,8 +107,9 @@ def _dtype(tensor: Tensor) -> int:
     return mc.DataType.Value(tensor.dtype)
 
 
-def _input(tensor: Tensor) -> mc.ModelInput:
+def _input(tensor: Tensor, ragged: bool = False) -> mc.ModelInput:
     msg = mc.ModelInput(name=tensor.name, data_type=_dtype(tensor), dims=list(tensor.dims), optional=tensor.optional)
+    msg.allow_ragged_batch = ragged
     if tensor.reshape is not None:
         msg.reshape.shape.extend(tensor.reshape)
         # An empty reshape must still be present in the message: mark the submessage as set.
@@ -164,11 +165,16 @@ def model_config(
         config.platform = serving.platform
     if serving.default_model_filename:
         config.default_model_filename = serving.default_model_filename
-    _batching(config, effective_batching(spec, target))
+    batching = effective_batching(spec, target)
+    _batching(config, batching)
     inputs = list(spec.inputs)
     if lora_adapters:
         inputs.append(Tensor("LORA_NAME", "TYPE_STRING", (1,), optional=True))
-    config.input.extend(_input(t) for t in inputs)
+    # Triton's batcher groups only requests whose inputs have the same shape unless an input allows ragged
+    # batches; utterances never share a length, so without it an ASR/ANC/VAD batch is one request. A Python model
+    # gets each request's own tensors (nothing is concatenated for it) and its code pads what it batches.
+    ragged = batching.dynamic and serving.backend == "python"
+    config.input.extend(_input(t, ragged=ragged and -1 in t.dims) for t in inputs)
     config.output.extend(_output(t) for t in spec.outputs)
     config.instance_group.append(_instance_group(serving.instance_group, f"{spec.name}_{target}"))
     if spec.decoupled:

@@ -87,3 +87,53 @@ def test_one_tts_instance_speaks_concurrent_turns_without_queueing_them(standin_
     assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 3
     queued_ms = (after["nv_inference_queue_duration_us"] - before["nv_inference_queue_duration_us"]) / 1000 / 3
     assert queued_ms < 50, f"TTS requests waited {queued_ms:.0f} ms on average in Triton's queue"
+
+
+def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speech_sample):
+    """Triton batches requests whose inputs differ in shape only where the input allows ragged batches: the rendered
+    AUDIO does, so eight utterances of eight lengths sent together reach the ASR glue in fewer executions than
+    requests (without it: eight), and each still gets its own transcript (the glue pads the batch for the encoder)."""
+    import queue
+    import time
+
+    import tritonclient.grpc as grpcclient
+
+    from local import triton_calls
+
+    server = standin_pools.speech
+    rate = np.array([[16_000]], dtype=np.int32)
+    lengths = [16_000 + 1_600 * i for i in range(8)]  # 1.0 s to 1.7 s
+
+    def inputs(samples):
+        audio = np.ascontiguousarray(speech_sample.noisy[None, :samples])
+        tensors = [
+            grpcclient.InferInput("AUDIO", list(audio.shape), "FP32"),
+            grpcclient.InferInput("SAMPLE_RATE", [1, 1], "INT32"),
+        ]
+        tensors[0].set_data_from_numpy(audio)
+        tensors[1].set_data_from_numpy(rate)
+        return tensors
+
+    client = triton_calls.grpc_client(server.endpoints.grpc)
+    try:
+        client.infer("asr", inputs(lengths[0]))  # warm: the first call's set-up is not what is measured
+        before = {n: checks.metric(server, n, "asr") for n in ("nv_inference_count", "nv_inference_exec_count")}
+        done: queue.Queue = queue.Queue()
+        for samples in lengths:  # one connection, sent back to back: they arrive within Triton's queue delay
+            client.async_infer("asr", inputs(samples), lambda result, error: done.put((result, error)))
+        results = [done.get(timeout=120) for _ in lengths]
+    finally:
+        client.close()
+
+    def counts():
+        return {n: checks.metric(server, n, "asr") for n in before}
+
+    after, deadline = counts(), time.monotonic() + 10
+    while after["nv_inference_count"] < before["nv_inference_count"] + len(lengths) and time.monotonic() < deadline:
+        time.sleep(0.1)  # Triton counts a request just after its response has left
+        after = counts()
+    assert [error for _, error in results] == [None] * len(lengths)
+    assert [result.as_numpy("TRANSCRIPT").shape for result, _ in results] == [(1, 1)] * len(lengths)
+    assert after["nv_inference_count"] - before["nv_inference_count"] == len(lengths)
+    executions = after["nv_inference_exec_count"] - before["nv_inference_exec_count"]
+    assert executions < len(lengths), f"{len(lengths)} utterances of different lengths took {executions} executions"
