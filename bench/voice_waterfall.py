@@ -10,8 +10,8 @@ with the exact command.
 
     .venv/bin/python bench/voice_waterfall.py --concurrency 1,2,4 --turns 8 --repeats 3
 
-On this repository's CPU target the ASR and the LLM are random-weight models of the real architectures, so the
-stage times are real compute on real shapes, not a production GPU's.
+On this repository's CPU target the models are the small trained ones the local run serves (Whisper tiny.en,
+SmolLM2-135M, hibari): stage times are real compute on 2 CPU cores, not a production GPU's.
 
 With ``--speech-repository``/``--llm-repository`` it serves those instead, as the gpu target deploys them: the speech
 pool's server (``tests/gpu_standins``: the rendered gpu repository, engine stand-ins in place of the TensorRT plans)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-repository", help="the LLM pool's repository")
     parser.add_argument("--speech-npy", help="the utterance (16 kHz float32 .npy) instead of espeak-ng's")
     parser.add_argument("--overhead-turns", type=int, default=10)
-    parser.add_argument("--note", default="CPU target: ASR and LLM are random-weight models of the real architectures")
+    parser.add_argument("--note", default="CPU target: Whisper tiny.en, SmolLM2-135M-Instruct, hibari (trained, small)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -216,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
 
             rendered = render_repository(catalog.select({}), "cpu", work / "repository")
             server = stack.enter_context(TritonServer(rendered.out, work_dir=work / "server", startup_timeout_s=600))
+        warm = grpc_client(server.endpoints.grpc)
         for _ in range(3):  # warm-up (first calls set up kernels and caches), not counted
-            pipeline_turn(grpc_client(server.endpoints.grpc), PIPELINE, speech, args.max_tokens)
+            pipeline_turn(warm, PIPELINE, speech, args.max_tokens)
+        warm.close()
         added = overhead(server, speech, args.overhead_turns)
         print(f"pipeline adds {added['added_p50_ms']:.2f} ms p50 to its first response", flush=True)
         report = {
