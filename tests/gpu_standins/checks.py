@@ -26,6 +26,7 @@ from model_repo.local_server import TritonServer
 
 SAMPLE_RATE = 16_000
 LLM_PAIR = ("llm_chat", "llm_support")  # both Llama 8B variants, placed on one GPU
+PIPELINE_LLM = "llm_chat"  # the LLM voice_pipeline calls (its llm_model parameter)
 SPEECH_MODELS = ("anc", "vad", "asr", "asr_encoder", "asr_decoder_joint", "embed", "embed_encoder", "retriever",
                  "tts", "tts_fastpitch", "tts_hifigan", "voice_pipeline", "bls_probe")  # fmt: skip
 
@@ -114,11 +115,19 @@ def check_stages(server: TritonServer, speech: np.ndarray) -> None:
         client.close()
 
 
-def check_cancelled_turn_ends(server: TritonServer, speech: np.ndarray) -> None:
-    """A turn whose caller hangs up after the transcript completes in Triton (as served, not failed)."""
+def check_cancelled_turn_ends(server: TritonServer, speech: np.ndarray, llm_repository: Path | None = None) -> None:
+    """A turn whose caller hangs up after the transcript completes in Triton (as served, not failed); with the LLM
+    pool's repository, its LLM request was aborted mid-answer too (the pipeline cancelled it over gRPC)."""
 
     def count(name: str) -> float:
         return metric(server, name, "voice_pipeline")
+
+    def aborted() -> int:
+        if llm_repository is None or not (llm_repository / PIPELINE_LLM / "1" / "standin_stats.json").is_file():
+            return 0
+        return llm_stats(llm_repository, PIPELINE_LLM).get("requests_aborted", 0)
+
+    aborted_before = aborted()
 
     before = {n: count(n) for n in ("nv_inference_request_success", "nv_inference_request_failure")}
     client = triton_calls.grpc_client(server.endpoints.grpc)
@@ -134,6 +143,10 @@ def check_cancelled_turn_ends(server: TritonServer, speech: np.ndarray) -> None:
         time.sleep(0.2)
     assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 1
     assert after["nv_inference_request_failure"] == before["nv_inference_request_failure"]
+    if llm_repository is not None:
+        while aborted() == aborted_before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert aborted() == aborted_before + 1, "the cancelled turn's LLM request was aborted before its last token"
 
 
 def bls_memory(server: TritonServer) -> dict:

@@ -88,7 +88,7 @@ def test_each_stage_answers_with_its_interface(pools, speech):
 
 
 def test_a_cancelled_turn_ends(pools, speech):
-    checks.check_cancelled_turn_ends(pools.speech, speech)
+    checks.check_cancelled_turn_ends(pools.speech, speech, pools.llm.model_repository)
 
 
 def test_concurrent_turns_all_complete(pools, speech):

@@ -37,7 +37,7 @@ def test_each_gpu_target_stage_answers_with_its_interface(standin_pools, speech_
 
 
 def test_a_cancelled_turn_ends(standin_pools, speech_sample):
-    checks.check_cancelled_turn_ends(standin_pools.speech, speech_sample.noisy)
+    checks.check_cancelled_turn_ends(standin_pools.speech, speech_sample.noisy, standin_pools.llm.model_repository)
 
 
 def test_bls_reads_engine_outputs_through_cpu_memory(standin_pools):

@@ -172,6 +172,7 @@ class _Engine:
         self.wake = threading.Condition()
         self.stopped = False
         self.done = 0
+        self.aborted = 0  # requests whose caller aborted them before their last token
         self.device = pool[0].device
         printable = [
             i for i in range(len(tokenizer)) if len(t := tokenizer.decode([i])) == 1 and t.isascii() and t.isprintable()
@@ -287,6 +288,7 @@ class _Engine:
                 request.loop.call_soon_threadsafe(request.queue.put_nowait, _Output([], finished=True))
         if requests:
             self.done += len(requests)
+            self.aborted += sum(r.aborted for r in requests)
             self._write_stats()
 
     def _write_stats(self) -> None:
@@ -300,6 +302,7 @@ class _Engine:
             "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device) if cuda else None,
             "peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device) if cuda else None,
             "requests_done": self.done,
+            "requests_aborted": self.aborted,
         }
         partial = self.stats.with_suffix(".tmp")
         partial.write_text(json.dumps(stats, indent=2))
