@@ -133,9 +133,20 @@ def _python_libdir() -> str | None:
 
 def free_port() -> int:
     """A TCP port free on the loopback address right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on the loopback address right now. All are held until the last is found:
+    probed one at a time, the kernel may hand out a port it has just released again (Triton then refuses to
+    start: "cannot listen to HTTP requests and metrics requests at the same address and port")."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((LOOPBACK, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 @dataclass(frozen=True)
@@ -229,7 +240,7 @@ class TritonServer:
         # Ports are probed then handed to Triton; another process could take one in between, so a
         # bind failure gets one retry on fresh ports.
         for attempt in (1, 2):
-            endpoints = Endpoints(LOOPBACK, free_port(), free_port(), free_port())
+            endpoints = Endpoints(LOOPBACK, *free_ports(3))
             self._launch(install, backends, endpoints)
             try:
                 self._wait_ready(endpoints)
