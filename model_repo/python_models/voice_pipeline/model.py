@@ -99,17 +99,18 @@ class TritonPythonModel:
             self.metrics.failed(clock.stage)
             sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             return
+        # Recorded before the final flag: a caller that scrapes the metrics when its stream ends finds its turn.
         self.metrics.finished(clock)
+        # A cancelled turn ends here too: the client's stream closes at once instead of at its timeout.
+        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     async def _turn(self, request, sender, clock: TurnClock) -> None:
-        """Every response of one turn, ending with the final flag -- also when the caller cancels."""
+        """Every response of one turn but the final flag (the caller sends it, also when the caller cancels)."""
         audio = triton.audio_rows(request, self.config, min_samples=MIN_SAMPLES, max_seconds=self.max_seconds)[0]
         max_tokens = triton.input_array(request, "MAX_TOKENS", required=False)
         if max_tokens is not None and not (max_tokens.size == 1 and 1 <= int(max_tokens.reshape(-1)[0]) <= 512):
             raise BadRequest(f"MAX_TOKENS is {max_tokens.reshape(-1).tolist()}; send one value in [1, 512]")
         await self._respond(audio, max_tokens, _Turn(sender, self.metrics), clock)
-        # A cancelled turn ends here too: the client's stream closes at once instead of at its timeout.
-        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     async def _respond(self, audio: np.ndarray, max_tokens, turn: _Turn, clock: TurnClock) -> None:
         rate = np.array([SAMPLE_RATE], dtype=np.int32)
