@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from local.triton_calls import grpc_client, stream
+from local.voice_turn import pipeline_inputs
 from model_repo import catalog
 from tests.gpu_standins import checks
 from tests.model_repo.conftest import check_streamed_while_generating, voice_turn
@@ -84,6 +86,21 @@ def test_noise_without_speech_ends_the_turn_with_an_empty_transcript(serving, sp
     assert len(responses) == 2 and responses[-1].final
     first = responses[0].outputs
     assert first["TRANSCRIPT"][0] == b"" and first["SPEECH_SEGMENTS"].shape == (0, 2) and first["PASSAGES"].size == 0
+
+
+def test_a_client_that_asks_for_audio_only_gets_audio_only(serving, speech_sample):
+    """A caller that only plays the reply (a telephony bridge) names AUDIO: every response but the final one carries
+    audio, none comes empty. The pipeline sends only what was asked for; Triton 2.51's Python backend would otherwise
+    drop the rest inside ``send`` without the GIL (see ``_common/triton.send_outputs``)."""
+    client = grpc_client(serving.endpoints.grpc)
+    try:
+        responses, _ = stream(client, "voice_pipeline", pipeline_inputs(speech_sample.noisy, 40), ["AUDIO"])
+    finally:
+        client.close()
+    assert responses[-1].final and not responses[-1].outputs
+    assert len(responses) > 2 and all(set(r.outputs) == {"AUDIO"} for r in responses[:-1]), [
+        sorted(r.outputs) for r in responses
+    ]
 
 
 def _pipeline_counters(serving) -> dict[str, float]:

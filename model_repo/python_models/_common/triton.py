@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,25 @@ def error_response(exc: Exception) -> Any:
     return pb_utils.InferenceResponse(
         output_tensors=[], error=pb_utils.TritonError(f"internal error: {type(exc).__name__}: {exc}")
     )
+
+
+def requested(request: Any) -> frozenset[str]:
+    """The outputs ``request`` asks for (all of the model's when its client named none: Triton fills them in)."""
+    return frozenset(request.requested_output_names())
+
+
+def send_outputs(sender: Any, wanted: Collection[str], **outputs: np.ndarray) -> None:
+    """One response of a stream carrying the ``outputs`` its request asked for (``wanted``); nothing is sent when
+    it asked for none of them.
+
+    Why not send them all and let Triton drop the rest: the Python backend of Triton 2.51 (r24.10; the server the
+    local platform and the GPU tests run) drops them inside ``send`` with the GIL released, and freeing a numpy
+    array without the GIL corrupts the stub's heap -- it crashes later, in unrelated code (triton-inference-server/
+    python_backend#390, fixed in 25.01). Every client that asks for part of a stream's outputs would set it off.
+    """
+    tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items() if name in wanted]
+    if tensors:
+        sender.send(pb_utils.InferenceResponse(output_tensors=tensors))
 
 
 def input_array(request: Any, name: str, *, required: bool = True) -> np.ndarray | None:

@@ -6,7 +6,7 @@ checks and the decoupled stream of chunks are the interface itself, so they live
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -32,18 +32,19 @@ def text_to_speak(request: Any, max_chars: int) -> str:
     return text
 
 
-def send_chunks(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> bool:
-    """One ``AUDIO`` + ``SAMPLE_RATE`` response per chunk; False (and no more chunks) once the client cancels."""
+def send_chunks(sender: Any, wanted: Collection[str], chunks: Iterable[np.ndarray], sample_rate: int) -> bool:
+    """One ``AUDIO`` + ``SAMPLE_RATE`` response per chunk (those of the two the request asked for, ``wanted``);
+    False (and no more chunks) once the client cancels."""
     cancelled = getattr(sender, "is_cancelled", lambda: False)
+    rate = np.array([sample_rate], dtype=np.int32)
     for chunk in chunks:
         if cancelled():
             return False
-        rate = pb_utils.Tensor("SAMPLE_RATE", np.array([sample_rate], dtype=np.int32))
-        sender.send(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("AUDIO", chunk), rate]))
+        triton.send_outputs(sender, wanted, AUDIO=chunk, SAMPLE_RATE=rate)
     return True
 
 
-def send_audio(sender: Any, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
+def send_audio(sender: Any, wanted: Collection[str], chunks: Iterable[np.ndarray], sample_rate: int) -> None:
     """Every chunk (until the client cancels), then the empty final response."""
-    send_chunks(sender, chunks, sample_rate)
+    send_chunks(sender, wanted, chunks, sample_rate)
     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)

@@ -39,4 +39,4 @@ class TritonPythonModel:
     def _stream(self, request, sender) -> None:
         text = tts.text_to_speak(request, self.max_chars)
         sentences = (resample(audio, self.voice.sample_rate, OUT_RATE) for audio in self.voice.stream(text, seed=0))
-        tts.send_audio(sender, rechunk(sentences, self.chunk_samples), OUT_RATE)
+        tts.send_audio(sender, triton.requested(request), rechunk(sentences, self.chunk_samples), OUT_RATE)

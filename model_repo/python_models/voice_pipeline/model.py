@@ -110,7 +110,7 @@ class TritonPythonModel:
         max_tokens = triton.input_array(request, "MAX_TOKENS", required=False)
         if max_tokens is not None and not (max_tokens.size == 1 and 1 <= int(max_tokens.reshape(-1)[0]) <= 512):
             raise BadRequest(f"MAX_TOKENS is {max_tokens.reshape(-1).tolist()}; send one value in [1, 512]")
-        await self._respond(audio, max_tokens, _Turn(sender, self.metrics), clock)
+        await self._respond(audio, max_tokens, _Turn(sender, triton.requested(request), self.metrics), clock)
 
     async def _respond(self, audio: np.ndarray, max_tokens, turn: _Turn, clock: TurnClock) -> None:
         rate = np.array([SAMPLE_RATE], dtype=np.int32)
@@ -231,10 +231,12 @@ class TritonPythonModel:
 
 
 class _Turn:
-    """One turn's way back to its caller: responses, and whether the caller has cancelled (counted once)."""
+    """One turn's way back to its caller: responses (of the outputs it asked for), and whether the caller has
+    cancelled (counted once)."""
 
-    def __init__(self, sender, metrics: TurnMetrics) -> None:
+    def __init__(self, sender, wanted: frozenset[str], metrics: TurnMetrics) -> None:
         self._sender = sender
+        self._wanted = wanted
         self._metrics = metrics
         self._cancelled = False
 
@@ -245,6 +247,4 @@ class _Turn:
         return self._cancelled
 
     def send(self, **outputs: np.ndarray) -> None:
-        self._sender.send(
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in outputs.items()])
-        )
+        triton.send_outputs(self._sender, self._wanted, **outputs)

@@ -64,12 +64,12 @@ class TritonPythonModel:
         try:
             text = tts.text_to_speak(request, self.max_chars)
             sentences = [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
-            chunker = Rechunker(self.chunk_samples)
+            chunker, wanted = Rechunker(self.chunk_samples), triton.requested(request)
             for sentence in sentences:  # the first sentence plays while the next is synthesised
-                if not tts.send_chunks(sender, chunker.push(await self._speak(sentence)), OUT_RATE):
+                if not tts.send_chunks(sender, wanted, chunker.push(await self._speak(sentence)), OUT_RATE):
                     break
             else:
-                tts.send_chunks(sender, chunker.flush(), OUT_RATE)
+                tts.send_chunks(sender, wanted, chunker.flush(), OUT_RATE)
         except Exception as exc:  # noqa: BLE001 - the stream ends with its error, the model serves on
             sender.send(triton.error_response(exc), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             return
