@@ -351,8 +351,10 @@ class TritonServer:
         cmd += [f"--load-model={name}" for name in self.load_models]
         return cmd + list(self.extra_args)
 
-    def _environment(self, install: Installation) -> dict[str, str]:
+    def _environment(self, install: Installation, endpoints: Endpoints) -> dict[str, str]:
         env = dict(os.environ)
+        # Where the models reach this server's own gRPC endpoint (the voice pipeline streams its stages through it).
+        env["TRITON_OWN_GRPC_ENDPOINT"] = endpoints.grpc
         env.update(self.extra_env)
         libs = [str(install.library_dir)]
         python_libdir = _python_libdir()
@@ -375,7 +377,7 @@ class TritonServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=self._environment(install),
+            env=self._environment(install, endpoints),
             cwd=self._work_dir,
             # Own process group: the Python backend stubs are Triton's children and must go with it.
             start_new_session=True,

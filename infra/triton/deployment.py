@@ -232,6 +232,8 @@ def deployment_manifest(
             {"name": "PLATFORM_POOL", "value": pool.name},
             # Where the other pools answer (the voice pipeline reaches the LLM pool over gRPC).
             {"name": "TRITON_GRPC_ENDPOINTS", "value": json.dumps(dict(grpc_endpoints), sort_keys=True)},
+            # Where the models reach this pod's own server (the voice pipeline streams its LLM and TTS through it).
+            {"name": "TRITON_OWN_GRPC_ENDPOINT", "value": f"127.0.0.1:{GRPC_PORT}"},
             # The admin key of the restricted APIs (triton_args); from a Secret, expanded into the args.
             {"name": ADMIN_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ADMIN_KEY_SECRET, "key": "key"}}},
         ],

@@ -20,15 +20,14 @@ calls run inside the stub). ``GPU_STANDINS_LOGS=<dir>`` keeps the servers' logs.
 
 Seen on NVIDIA H100 80GB and H200 machines (2026-12-05): BLS outputs of the engine stand-ins in GPU memory and read
 through CPU memory, a spoken turn through every stage, every stage's interface, and the two LLMs sharing the GPU within
-the plan pass. The cancelled turn, and concurrent turns, fail: the voice_pipeline stub dies of a segmentation fault in
-native code, intermittently (in 1 of 3 to 1 of 10 turns), in turns whose flags-only final response follows closely on
-the turn's last work: a one-token answer or a cancel. With faulthandler in the stub (a ``.pth`` file in site-packages
-that enables it; ``PYTHONFAULTHANDLER`` does not reach the stub's embedded interpreter) every time: the event loop's
-thread was in ``sender.send(flags=TRITONSERVER_RESPONSE_COMPLETE_FINAL)``, the faulting thread had no Python frame.
-It happened with the remote LLM stream on a per-stream tritonclient client and on one shared grpc.aio channel, with
-and without the pipeline's custom metrics; it was not seen in 300 such turns, 12 at a time, on 2 CPU cores. The
-Triton here is nvidia-pytriton's 2.51 (Python backend r24.10); production's images are 25.10, not testable here. A
-dead instance answers "Stub process ... is not healthy" from then on (2.51 does not restart it).
+the plan pass. The cancelled turn, and concurrent turns, failed: the voice_pipeline stub died of a segmentation fault
+in native code, intermittently, on a thread with no Python frame (faulthandler in the stub: a ``.pth`` file in
+site-packages; ``PYTHONFAULTHANDLER`` does not reach the stub's embedded interpreter). Found since, on CPU, with a
+native backtrace (``Stub::SendCleanupId`` -> ``~ResponseIterator`` -> ``~PbTensor``): Triton 2.51's Python backend
+(r24.10) frees response arrays without the GIL -- a decoupled BLS stream's responses, on its cleanup thread, and the
+outputs a client did not ask for, in ``send`` (``tests/model_repo/test_python_backend_frees_without_gil.py``). The
+models now send only requested outputs and stream their decoupled stages over gRPC. Not re-run on a GPU since. A dead
+instance answers "Stub process ... is not healthy" from then on (2.51 does not restart it).
 """
 
 from __future__ import annotations

@@ -401,6 +401,10 @@ def test_the_pipeline_reaches_the_llm_pool_over_grpc_and_pods_know_its_endpoint(
     speech = container(deployments(triton_run)["speech"])
     endpoints = json.loads(next(e["value"] for e in speech["env"] if e["name"] == "TRITON_GRPC_ENDPOINTS"))
     assert endpoints["llm"] == triton_run.outputs["tritonEndpoints"]["llm"]["grpc"]
+    # Its own server's streaming stages (TTS) it streams over gRPC too, on loopback at the container's gRPC port.
+    own = next(e["value"] for e in speech["env"] if e["name"] == "TRITON_OWN_GRPC_ENDPOINT")
+    grpc_port = int(next(p["containerPort"] for p in speech["ports"] if p["name"] == "grpc"))
+    assert own == f"127.0.0.1:{grpc_port}" and f"--grpc-port={grpc_port}" in speech["args"]
 
     # A stack whose LLM pool has another name: the program stops before anything is declared.
     renamed = [p.model_copy(update={"name": "llm-main"}) if p.role == "llm" else p for p in settings.gpu_pools]

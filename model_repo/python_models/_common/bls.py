@@ -1,9 +1,16 @@
 """Business Logic Scripting: call another model of the same Triton server from a Python model.
 
-``call`` is one request/response; ``stream`` iterates a decoupled model's responses; ``async_call`` and
-``async_stream`` are the same for coroutine (async) models, which serve many requests at once. A failed
-call raises RuntimeError naming the model and carrying its error message, so the caller's client learns
-which stage failed and why.
+``call`` is one request/response; ``async_call`` is the same for coroutine (async) models, which serve many requests
+at once. A failed call raises RuntimeError naming the model and carrying its error message, so the caller's client
+learns which stage failed and why.
+
+Decoupled (streaming) models are not called through BLS but over gRPC (``_common.remote``): the Python backend keeps
+each decoupled BLS stream's responses in a map that a thread of its own, holding no GIL, empties after the stream
+ends; when that thread lets go of the last reference, the responses' numpy arrays are freed without the GIL (in
+Triton 2.51, r24.10) and the stub's heap is corrupted -- the voice pipeline's stub died of it, at random, on the GPU
+machine. From 25.01 that free takes the GIL while the thread holds the map's lock, which a thread holding the GIL
+also takes to start a stream: a lock-order inversion. ``tests/model_repo/test_python_backend_frees_without_gil.py``
+shows the first on the real server.
 
 Where outputs live: a TensorRT model on a GPU instance returns its outputs in GPU memory, which
 ``as_numpy()`` cannot read ("Tensor is stored in GPU ..."). Every call asks Triton for its outputs in CPU
@@ -16,17 +23,10 @@ GPU through DLPack would need ``num_frames`` on the CPU anyway, and a tensor fra
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-
-# A decoupled BLS call's response iterator blocks in __next__ (also after async_exec): each live stream of a
-# coroutine model waits for its next response on one of these threads, so the event loop never blocks.
-STREAM_WAITERS = ThreadPoolExecutor(max_workers=512, thread_name_prefix="bls-stream")
 
 
 def _request(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]):
@@ -62,42 +62,7 @@ def call(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -
     return _complete(model, _unpack(model, _request(model, inputs, outputs).exec(), outputs), outputs)
 
 
-def stream(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Each response of decoupled ``model`` that carries outputs (the empty final one is skipped)."""
-    for response in _request(model, inputs, outputs).exec(decoupled=True):
-        found = _unpack(model, response, outputs)
-        if found:
-            yield found
-
-
 async def async_call(model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
     """``call`` for coroutine models: the event loop serves other requests while ``model`` runs."""
     response = await _request(model, inputs, outputs).async_exec()
     return _complete(model, _unpack(model, response, outputs), outputs)
-
-
-async def waited(items: Iterator[Any]) -> AsyncIterator[Any]:
-    """Each item of a blocking iterator (a decoupled BLS call's responses, a gRPC stream's), waited for on one of
-    ``STREAM_WAITERS`` so the event loop serves other requests meanwhile."""
-    loop = asyncio.get_running_loop()
-    while (item := await loop.run_in_executor(STREAM_WAITERS, next, items, None)) is not None:
-        yield item
-
-
-async def async_stream(
-    model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]
-) -> AsyncIterator[dict[str, np.ndarray]]:
-    """``stream`` for coroutine models. Stopped early (``aclose``), it cancels the request where the server
-    supports BLS cancellation (``ResponseIterator.cancel``, Triton 24.08+), so the stage stops working for a
-    turn nobody listens to any more."""
-    responses = await _request(model, inputs, outputs).async_exec(decoupled=True)
-    finished = False
-    try:
-        async for response in waited(responses):
-            found = _unpack(model, response, outputs)
-            if found:
-                yield found
-        finished = True
-    finally:
-        if not finished and hasattr(responses, "cancel"):
-            responses.cancel()

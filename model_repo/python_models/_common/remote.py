@@ -1,15 +1,16 @@
-"""Call a model that another Triton server serves, over gRPC.
+"""Call a model over gRPC: a model another Triton server serves, or a decoupled model of this one.
 
 BLS (``_common.bls``) reaches only the models of the server it runs in. On the gpu target each GPU pool
 runs its own server, so a model of the speech pool that calls the LLM pool's model (the voice pipeline
 calling ``llm_chat``) goes over gRPC instead. Its config names the pool (``<role>_endpoint_pool``,
 rendered for cross-pool calls only), and every Triton pod gets ``TRITON_GRPC_ENDPOINTS``: JSON mapping
-each GPU pool's name to its server's ``host:port`` (infra/triton/deployment.py).
+each GPU pool's name to its server's ``host:port`` (infra/triton/deployment.py). A decoupled model of the same
+server is streamed over gRPC too, at :func:`own_endpoint` (``TRITON_OWN_GRPC_ENDPOINT``): the Python backend's
+decoupled BLS frees responses on a thread without the GIL (see ``_common.bls``).
 
 :func:`resolve_endpoint` turns a pool name into that address once, at model load, with an error naming
-the parameter, the pool and the fix. :class:`RemoteModels` mirrors ``bls.async_call`` / ``bls.async_stream``
-for coroutine models: one request/response, or the responses of a decoupled model over a gRPC stream (the empty
-final response ends it).
+the parameter, the pool and the fix. :class:`RemoteModels` is ``bls.async_call`` over gRPC, and streams a decoupled
+model's responses (the empty final response ends the stream; closing it early cancels the request).
 
 It holds one ``grpc.aio`` channel per endpoint for the model's life, on the stub's event loop: every turn's request
 is an HTTP/2 stream on that one connection -- no connection set-up per turn, no thread waiting per stream, and no
@@ -30,6 +31,23 @@ import numpy as np
 
 ENDPOINTS_ENV = "TRITON_GRPC_ENDPOINTS"
 ENDPOINT_POOL_SUFFIX = "_endpoint_pool"
+OWN_ENDPOINT_ENV = "TRITON_OWN_GRPC_ENDPOINT"
+DEFAULT_OWN_ENDPOINT = "127.0.0.1:8001"  # tritonserver's default --grpc-port, on loopback
+
+
+def own_endpoint(caller: str, environ: Mapping[str, str] | None = None) -> str:
+    """``host:port`` where this model's own server answers gRPC (``TRITON_OWN_GRPC_ENDPOINT``, else Triton's default
+    port on loopback): the decoupled stages of the same server are streamed through it (``_common.bls`` says why
+    not through BLS). RuntimeError naming the variable when it is not ``host:port``."""
+    environ = os.environ if environ is None else environ
+    endpoint = environ.get(OWN_ENDPOINT_ENV) or DEFAULT_OWN_ENDPOINT
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeError(
+            f"{caller}: {OWN_ENDPOINT_ENV} is {endpoint!r}; set it to host:port of this server's gRPC endpoint "
+            f"(its --grpc-port), e.g. {DEFAULT_OWN_ENDPOINT}"
+        )
+    return endpoint
 
 
 def resolve_endpoint(caller: str, parameter: str, pool: str, environ: Mapping[str, str] | None = None) -> str:

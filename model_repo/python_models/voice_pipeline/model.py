@@ -16,11 +16,13 @@ A stage is called through BLS on this server, unless the config also names the G
 (``<role>_endpoint_pool``, rendered for the gpu target when the stage lives on another pool's server:
 the LLM); then it is called over gRPC at that pool's endpoint from ``TRITON_GRPC_ENDPOINTS``
 (``_common.remote``), resolved when the model loads, so a pod that cannot reach it never turns ready.
+The streaming stages (LLM, TTS) of this server are streamed over gRPC at its own endpoint
+(``TRITON_OWN_GRPC_ENDPOINT``), not through BLS: ``_common.bls`` says why.
 Parameters: ``max_audio_s``, ``top_k``, ``phrase_chars`` (a phrase goes to TTS at a sentence end, at the
 first word break past this length, or at twice this length), ``max_prompt_chars``, ``remote_timeout_s``
-(longest wait for a remote response, default 60), ``asr_pad_s`` (the speech span VAD found, widened by this much on
-each side before ASR, default 0.5: a span cut at the first phoneme's onset loses it -- "How do I" heard as "I'll do
-my"), ``asr_audio`` (``denoised``, the default, or ``original``: which audio ASR hears; VAD always hears the
+(longest wait for a gRPC stage's next response, default 60), ``asr_pad_s`` (the speech span VAD found, widened by
+this much on each side before ASR, default 0.5: a span cut at the first phoneme's onset loses it -- "How do I" heard
+as "I'll do my"), ``asr_audio`` (``denoised``, the default, or ``original``: which audio ASR hears; VAD always hears the
 denoised one. Measured with Whisper tiny.en on espeak-ng speech, RNNoise's output costs words the original keeps).
 
 Every turn is measured (``_common.turn_metrics``): the latency waterfall from the end of speech to the first audio
@@ -70,6 +72,7 @@ class TritonPythonModel:
             for role in ROLES
             if (key := f"{role}{remote.ENDPOINT_POOL_SUFFIX}") in params
         }
+        self.own_endpoint = remote.own_endpoint(args["model_name"])
         self.remote = remote.RemoteModels(timeout_s=float(params.get("remote_timeout_s", "60")))
         self.max_seconds = float(params.get("max_audio_s", triton.DEFAULT_MAX_AUDIO_SECONDS))
         self.top_k = int(params.get("top_k", "3"))
@@ -217,17 +220,12 @@ class TritonPythonModel:
         clock.stage = "pipeline"
         return result
 
-    async def _stream(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]):
-        """The responses of the decoupled ``role`` stage, from this server or from its pool's server (``clock``
-        names the stage until the caller is done with the stream)."""
+    def _stream(self, clock: TurnClock, role: str, inputs: dict, outputs: list[str]):
+        """The responses of the decoupled ``role`` stage over gRPC, from this server or from its pool's server
+        (``clock`` names the stage until the caller is done with the stream; closing it early cancels the
+        request)."""
         clock.stage = role
-        if role in self.endpoints:
-            responses = self.remote.stream(self.endpoints[role], self.models[role], inputs, outputs)
-        else:
-            responses = bls.async_stream(self.models[role], inputs, outputs)
-        async with aclosing(responses) as pieces:  # closed early, either way cancels the stage's request
-            async for piece in pieces:
-                yield piece
+        return self.remote.stream(self.endpoints.get(role, self.own_endpoint), self.models[role], inputs, outputs)
 
 
 class _Turn:
