@@ -33,3 +33,59 @@ def test_a_pool_endpoint_comes_from_the_pods_map_or_an_error_names_the_pool():
         remote.resolve_endpoint("voice_pipeline", "llm_endpoint_pool", "llm-main", environ)
     with pytest.raises(RuntimeError, match="TRITON_GRPC_ENDPOINTS is not set"):
         remote.resolve_endpoint("voice_pipeline", "llm_endpoint_pool", "llm", {})
+
+
+# --- a stream over gRPC, on the real server ------------------------------------------------------------------------
+
+SOURCE = Path(__file__).resolve().parent / "python_backend_probes" / "stream_source.py"
+SOURCE_CONFIG = """name: "{name}"
+backend: "python"
+max_batch_size: 0
+model_transaction_policy {{ decoupled: true }}
+input [ {{ name: "N" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+output [ {{ name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] }} ]
+instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+parameters {{ key: "stall_s" value: {{ string_value: "{stall_s}" }} }}
+"""
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    from model_repo.local_server import TritonServer
+
+    repo = tmp_path_factory.mktemp("sources")
+    for name, stall_s in (("source", 0), ("stalled_source", 3)):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(SOURCE_CONFIG.format(name=name, stall_s=stall_s))
+        (repo / name / "1" / "model.py").write_text(SOURCE.read_text())
+    with TritonServer(repo, work_dir=tmp_path_factory.mktemp("sources-server")) as server:
+        yield server
+
+
+def _collect(server, model: str, timeout_s: float) -> list:
+    import asyncio
+
+    import numpy as np
+
+    async def collect():
+        stream = remote.RemoteModels(timeout_s=timeout_s).stream(
+            server.endpoints.grpc, model, {"N": np.array([3], dtype=np.int32)}, ["OUT"]
+        )
+        return [found["OUT"].tolist() async for found in stream]
+
+    loop = asyncio.new_event_loop()  # a private loop: the main thread's stays as the other tests left it
+    try:
+        return loop.run_until_complete(collect())
+    finally:
+        loop.close()
+
+
+@pytest.mark.triton
+def test_a_stream_yields_each_response_and_ends_at_the_final_one(sources):
+    assert _collect(sources, "source", 10) == [[0.0] * 4, [1.0] * 4, [2.0] * 4]
+
+
+@pytest.mark.triton
+def test_a_stage_that_sends_nothing_within_the_timeout_fails_the_stream_naming_it(sources):
+    with pytest.raises(RuntimeError, match=r"model 'stalled_source' at .* sent nothing for 0.5 s; is its server up\?"):
+        _collect(sources, "stalled_source", 0.5)

@@ -162,7 +162,8 @@ class RemoteModels:
         try:
             while True:
                 try:
-                    message = await asyncio.wait_for(call.read(), self.timeout_s)
+                    async with asyncio.timeout(self.timeout_s):  # no task per read, unlike wait_for
+                        message = await call.read()
                 except TimeoutError:
                     raise RuntimeError(
                         f"model {model!r} at {endpoint} sent nothing for {self.timeout_s:g} s; is its server up?"

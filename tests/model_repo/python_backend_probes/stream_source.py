@@ -1,12 +1,22 @@
-"""A decoupled model: ``N`` responses of ``OUT`` (4 floats), then the empty final one."""
+"""A decoupled model: ``N`` responses of ``OUT`` (4 floats), then the empty final one; with config parameter
+``stall_s``, it waits that long first (a stage that hangs)."""
+
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
+    def initialize(self, args):
+        import json
+
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        self.stall_s = float(parameters.get("stall_s", {}).get("string_value", "0"))
+
     def execute(self, requests):
         for request in requests:
+            time.sleep(self.stall_s)
             sender = request.get_response_sender()
             count = int(pb_utils.get_input_tensor_by_name(request, "N").as_numpy().reshape(-1)[0])
             for i in range(count):
