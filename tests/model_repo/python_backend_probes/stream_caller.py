@@ -35,11 +35,12 @@ class TritonPythonModel:
         responses = await request.async_exec(decoupled=True)
         for _ in range(3):
             weakref.finalize(pb_utils.get_output_tensor_by_name(next(responses), "OUT").as_numpy(), _freed)
+        await asyncio.sleep(0.2)  # the empty final response has arrived by now: reading it below does not wait
         # Log lines go out on the cleanup thread too: queued first, they keep it busy, so this coroutine lets go of
-        # the stream before that thread does, as a busy pipeline does by chance.
-        for _ in range(20):
+        # the stream before that thread does -- what a busy pipeline does by chance, made certain.
+        for _ in range(50):
             pb_utils.Logger.log_info("probe: the cleanup thread is busy")
-        next(responses)  # the empty final response: the stream's cleanup is queued, behind the log lines
+        next(responses)  # the final response: the stream's cleanup is queued, behind the log lines
 
     async def _grpc_round(self) -> None:
         inputs = {"N": np.array([3], dtype=np.int32)}
