@@ -15,67 +15,32 @@ When the local Triton moves past the first fix, its test fails and says so.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from local.triton_calls import CallError, grpc_client, stream
 from model_repo.local_server import TritonServer
+from tests.model_repo import python_backend_probes as probes_models
 
 pytestmark = pytest.mark.triton
 
-PYTHON_MODELS = Path(__file__).resolve().parents[2] / "model_repo" / "python_models"
-PROBES = Path(__file__).resolve().parent / "python_backend_probes"
-PYTHON_MODEL = """name: "{name}"
-backend: "python"
-max_batch_size: 0
-{policy}
-input [ {{ name: "{input}" data_type: TYPE_INT32 dims: [ 1 ] }} ]
-output [ {outputs} ]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
-{parameters}
-"""
-DECOUPLED = "model_transaction_policy { decoupled: true }"
 ROUNDS = 10
 # A BLS round's arrays were freed on the cleanup thread in about 1 round of 3 here (the probe makes it likely, not
 # certain): the test streams up to BLS_CALLS x BLS_ROUNDS rounds and stops at the stub's death.
 BLS_ROUNDS, BLS_CALLS = 30, 8
 
 
-def _output(name: str, dtype: str, dims: int) -> str:
-    return f'{{ name: "{name}" data_type: {dtype} dims: [ {dims} ] }}'
-
-
-def _parameter(key: str, value: str) -> str:
-    return f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
-
-
-def _add(repo: Path, name: str, source: str, config: str) -> None:
-    version = repo / name / "1"
-    version.mkdir(parents=True)
-    (repo / name / "config.pbtxt").write_text(config)
-    shutil.copyfile(PROBES / source, version / "model.py")
-    shutil.copytree(PYTHON_MODELS / "_common", version / "_common")
-
-
 @pytest.fixture(scope="module")
 def probes(tmp_path_factory):
     repo = tmp_path_factory.mktemp("probe-repo")
-    kept_and_dropped = ", ".join([_output("KEPT", "TYPE_FP32", 1), _output("DROPPED", "TYPE_FP32", 4)])
     for send in ("all", "requested"):
-        config = PYTHON_MODEL.format(name=f"send_{send}", policy=DECOUPLED, input="X", outputs=kept_and_dropped,
-                                     parameters=_parameter("send", send))  # fmt: skip
-        _add(repo, f"send_{send}", "drops_outputs.py", config)
-    config = PYTHON_MODEL.format(name="stream_source", policy=DECOUPLED, input="N",
-                                 outputs=_output("OUT", "TYPE_FP32", 4), parameters="")  # fmt: skip
-    _add(repo, "stream_source", "stream_source.py", config)
-    freed = _output("FREED", "TYPE_INT32", 1)
+        probes_models.add(repo, f"send_{send}", "drops_outputs.py", input="X", decoupled=True, send=send,
+                          outputs={"KEPT": ("TYPE_FP32", 1), "DROPPED": ("TYPE_FP32", 4)})  # fmt: skip
+    probes_models.add(repo, "stream_source", "stream_source.py", input="N", decoupled=True,
+                      outputs={"OUT": ("TYPE_FP32", 4)})  # fmt: skip
     for via in ("bls", "grpc"):
-        config = PYTHON_MODEL.format(name=f"stream_via_{via}", policy="", input="ROUNDS", outputs=freed,
-                                     parameters=_parameter("via", via))  # fmt: skip
-        _add(repo, f"stream_via_{via}", "stream_caller.py", config)
+        probes_models.add(repo, f"stream_via_{via}", "stream_caller.py", input="ROUNDS", via=via,
+                          outputs={"FREED": ("TYPE_INT32", 1)})  # fmt: skip
     with TritonServer(repo, work_dir=tmp_path_factory.mktemp("probe-server")) as server:
         yield server
 

@@ -37,27 +37,16 @@ def test_a_pool_endpoint_comes_from_the_pods_map_or_an_error_names_the_pool():
 
 # --- a stream over gRPC, on the real server ------------------------------------------------------------------------
 
-SOURCE = Path(__file__).resolve().parent / "python_backend_probes" / "stream_source.py"
-SOURCE_CONFIG = """name: "{name}"
-backend: "python"
-max_batch_size: 0
-model_transaction_policy {{ decoupled: true }}
-input [ {{ name: "N" data_type: TYPE_INT32 dims: [ 1 ] }} ]
-output [ {{ name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] }} ]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
-parameters {{ key: "stall_s" value: {{ string_value: "{stall_s}" }} }}
-"""
-
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     from model_repo.local_server import TritonServer
+    from tests.model_repo import python_backend_probes
 
     repo = tmp_path_factory.mktemp("sources")
-    for name, stall_s in (("source", 0), ("stalled_source", 3)):
-        (repo / name / "1").mkdir(parents=True)
-        (repo / name / "config.pbtxt").write_text(SOURCE_CONFIG.format(name=name, stall_s=stall_s))
-        (repo / name / "1" / "model.py").write_text(SOURCE.read_text())
+    for name, stall_s in (("source", "0"), ("stalled_source", "3")):
+        python_backend_probes.add(repo, name, "stream_source.py", input="N", decoupled=True, stall_s=stall_s,
+                                  outputs={"OUT": ("TYPE_FP32", 4)})  # fmt: skip
     with TritonServer(repo, work_dir=tmp_path_factory.mktemp("sources-server")) as server:
         yield server
 

@@ -5,14 +5,12 @@ import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from _common import triton
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        import json
-
-        parameters = json.loads(args["model_config"]).get("parameters", {})
-        self.stall_s = float(parameters.get("stall_s", {}).get("string_value", "0"))
+        self.stall_s = float(triton.parameters(triton.parse_config(args)).get("stall_s", "0"))
 
     def execute(self, requests):
         for request in requests:
