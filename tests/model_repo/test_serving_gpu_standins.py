@@ -92,7 +92,9 @@ def test_one_tts_instance_speaks_concurrent_turns_without_queueing_them(standin_
 def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speech_sample):
     """Triton batches requests whose inputs differ in shape only where the input allows ragged batches: the rendered
     AUDIO does, so eight utterances of eight lengths sent together reach the ASR glue in fewer executions than
-    requests (without it: eight), and each still gets its own transcript (the glue pads the batch for the encoder)."""
+    requests (without it: eight), and each still gets its own transcript (the glue pads the batch for the encoder).
+    A long utterance sent first keeps the one instance busy while the eight arrive, so they meet in the queue even
+    on a loaded machine (sent alone, a slow client could let each execute before the next arrives)."""
     import queue
     import time
 
@@ -103,9 +105,10 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
     server = standin_pools.speech
     rate = np.array([[16_000]], dtype=np.int32)
     lengths = [16_000 + 1_600 * i for i in range(8)]  # 1.0 s to 1.7 s
+    blocker_samples = 16_000 * 20  # 20 s: keeps the stand-in encoder busy while the eight arrive
 
     def inputs(samples):
-        audio = np.ascontiguousarray(speech_sample.noisy[None, :samples])
+        audio = np.ascontiguousarray(np.resize(speech_sample.noisy, samples)[None, :])
         tensors = [
             grpcclient.InferInput("AUDIO", list(audio.shape), "FP32"),
             grpcclient.InferInput("SAMPLE_RATE", [1, 1], "INT32"),
@@ -119,9 +122,10 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
         client.infer("asr", inputs(lengths[0]))  # warm: the first call's set-up is not what is measured
         before = {n: checks.metric(server, n, "asr") for n in ("nv_inference_count", "nv_inference_exec_count")}
         done: queue.Queue = queue.Queue()
-        for samples in lengths:  # one connection, sent back to back: they arrive within Triton's queue delay
+        sent = [blocker_samples, *lengths]
+        for samples in sent:  # one connection, back to back, behind the blocker
             client.async_infer("asr", inputs(samples), lambda result, error: done.put((result, error)))
-        results = [done.get(timeout=120) for _ in lengths]
+        results = [done.get(timeout=120) for _ in sent]
     finally:
         client.close()
 
@@ -129,11 +133,11 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
         return {n: checks.metric(server, n, "asr") for n in before}
 
     after, deadline = counts(), time.monotonic() + 10
-    while after["nv_inference_count"] < before["nv_inference_count"] + len(lengths) and time.monotonic() < deadline:
+    while after["nv_inference_count"] < before["nv_inference_count"] + len(sent) and time.monotonic() < deadline:
         time.sleep(0.1)  # Triton counts a request just after its response has left
         after = counts()
-    assert [error for _, error in results] == [None] * len(lengths)
-    assert [result.as_numpy("TRANSCRIPT").shape for result, _ in results] == [(1, 1)] * len(lengths)
-    assert after["nv_inference_count"] - before["nv_inference_count"] == len(lengths)
+    assert [error for _, error in results] == [None] * len(sent)
+    assert [result.as_numpy("TRANSCRIPT").shape for result, _ in results] == [(1, 1)] * len(sent)
+    assert after["nv_inference_count"] - before["nv_inference_count"] == len(sent)
     executions = after["nv_inference_exec_count"] - before["nv_inference_exec_count"]
-    assert executions < len(lengths), f"{len(lengths)} utterances of different lengths took {executions} executions"
+    assert executions < len(sent), f"{len(sent)} utterances of different lengths took {executions} executions"
