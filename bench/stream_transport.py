@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -32,43 +31,19 @@ from bench.voice_waterfall import device_name  # noqa: E402
 from local.stats import percentile  # noqa: E402
 from local.triton_calls import grpc_client  # noqa: E402
 from model_repo.local_server import TritonServer  # noqa: E402
+from tests.model_repo import python_backend_probes as probes  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 MODELS = REPO_ROOT / "bench" / "stream_transport_models"
-COMMON = REPO_ROOT / "model_repo" / "python_models" / "_common"
 TRANSPORTS = ("bls", "grpc")
 BLOCKS = 10  # rounds of each transport alternate in this many blocks, so drift hits both alike
 
-CHUNKS_CONFIG = """name: "chunks"
-backend: "python"
-max_batch_size: 0
-model_transaction_policy {{ decoupled: true }}
-input [ {{ name: "N" data_type: TYPE_INT32 dims: [ 1 ] }} ]
-output [ {{ name: "AUDIO" data_type: TYPE_FP32 dims: [ -1 ] }} ]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
-parameters {{ key: "samples" value: {{ string_value: "{samples}" }} }}
-"""
-TIMER_CONFIG = """name: "timer"
-backend: "python"
-max_batch_size: 0
-input [ {{ name: "ROUNDS" data_type: TYPE_INT32 dims: [ 1 ] }}, {{ name: "VIA" data_type: TYPE_INT32 dims: [ 1 ] }} ]
-output [
-  {{ name: "FIRST_US" data_type: TYPE_FP64 dims: [ -1 ] }},
-  {{ name: "TOTAL_US" data_type: TYPE_FP64 dims: [ -1 ] }}
-]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
-parameters {{ key: "chunks" value: {{ string_value: "{chunks}" }} }}
-"""
-
 
 def repository(root: Path, chunks: int, samples: int) -> Path:
-    for name, source, config in (("chunks", "chunks.py", CHUNKS_CONFIG.format(samples=samples)),
-                                 ("timer", "timer.py", TIMER_CONFIG.format(chunks=chunks))):  # fmt: skip
-        version = root / name / "1"
-        version.mkdir(parents=True)
-        (root / name / "config.pbtxt").write_text(config)
-        shutil.copyfile(MODELS / source, version / "model.py")
-        shutil.copytree(COMMON, version / "_common")
+    probes.add(root, "chunks", MODELS / "chunks.py", inputs=("N",), decoupled=True, samples=str(samples),
+               outputs={"AUDIO": ("TYPE_FP32", -1)})  # fmt: skip
+    probes.add(root, "timer", MODELS / "timer.py", inputs=("ROUNDS", "VIA"), chunks=str(chunks),
+               outputs={"FIRST_US": ("TYPE_FP64", -1), "TOTAL_US": ("TYPE_FP64", -1)})  # fmt: skip
     return root
 
 

@@ -34,12 +34,12 @@ BLS_ROUNDS, BLS_CALLS = 30, 8
 def probes(tmp_path_factory):
     repo = tmp_path_factory.mktemp("probe-repo")
     for send in ("all", "requested"):
-        probes_models.add(repo, f"send_{send}", "drops_outputs.py", input="X", decoupled=True, send=send,
+        probes_models.add(repo, f"send_{send}", "drops_outputs.py", inputs=("X",), decoupled=True, send=send,
                           outputs={"KEPT": ("TYPE_FP32", 1), "DROPPED": ("TYPE_FP32", 4)})  # fmt: skip
-    probes_models.add(repo, "stream_source", "stream_source.py", input="N", decoupled=True,
+    probes_models.add(repo, "stream_source", "stream_source.py", inputs=("N",), decoupled=True,
                       outputs={"OUT": ("TYPE_FP32", 4)})  # fmt: skip
     for via in ("bls", "grpc"):
-        probes_models.add(repo, f"stream_via_{via}", "stream_caller.py", input="ROUNDS", via=via,
+        probes_models.add(repo, f"stream_via_{via}", "stream_caller.py", inputs=("ROUNDS",), via=via,
                           outputs={"FREED": ("TYPE_INT32", 1)})  # fmt: skip
     with TritonServer(repo, work_dir=tmp_path_factory.mktemp("probe-server")) as server:
         yield server

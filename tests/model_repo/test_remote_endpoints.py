@@ -45,7 +45,7 @@ def sources(tmp_path_factory):
 
     repo = tmp_path_factory.mktemp("sources")
     for name, stall_s in (("source", "0"), ("stalled_source", "3")):
-        python_backend_probes.add(repo, name, "stream_source.py", input="N", decoupled=True, stall_s=stall_s,
+        python_backend_probes.add(repo, name, "stream_source.py", inputs=("N",), decoupled=True, stall_s=stall_s,
                                   outputs={"OUT": ("TYPE_FP32", 4)})  # fmt: skip
     with TritonServer(repo, work_dir=tmp_path_factory.mktemp("sources-server")) as server:
         yield server
