@@ -29,9 +29,7 @@ from typing import Any
 
 import yaml
 
-from model_repo.local_server import free_port
-
-LOOPBACK = "127.0.0.1"
+from model_repo.local_server import LOOPBACK, free_port
 
 
 class ExpositionServer:
