@@ -149,6 +149,16 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (a refused or failing connection is not an error while a server starts)."""
+    with (
+        contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, OSError),
+        urllib.request.urlopen(url, timeout=2) as response,
+    ):
+        return response.status == 200
+    return False
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where a running server listens (all loopback)."""
@@ -384,8 +394,10 @@ class TritonServer:
         )
 
     def _wait_ready(self, endpoints: Endpoints) -> None:
+        """Until the server is ready and every endpoint answers: Triton starts the metrics endpoint after HTTP
+        (``StartEndpoints`` in its main.cc), so a ready HTTP health check alone can precede a refused /metrics."""
         deadline = time.monotonic() + self.startup_timeout_s
-        url = f"{endpoints.http_url}/v2/health/ready"
+        urls = [f"{endpoints.http_url}/v2/health/ready", endpoints.metrics_url]
         while time.monotonic() < deadline:
             assert self._process is not None
             code = self._process.poll()
@@ -394,12 +406,10 @@ class TritonServer:
                     f"tritonserver exited with code {code} before becoming ready "
                     f"(repository {self.model_repository}); {self._failure_report()}"
                 )
-            with (
-                contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, OSError),
-                urllib.request.urlopen(url, timeout=2) as response,
-            ):
-                if response.status == 200:
-                    return
+            while urls and _answers(urls[0]):
+                urls.pop(0)
+            if not urls:
+                return
             time.sleep(0.25)
         raise TritonStartError(
             f"tritonserver not ready after {self.startup_timeout_s:.0f}s (repository {self.model_repository}); "

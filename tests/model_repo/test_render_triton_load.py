@@ -117,6 +117,55 @@ def test_server_starts_serves_http_grpc_metrics_and_stops_cleanly(tmp_path):
     assert server.stop() is None  # a second stop is a no-op
 
 
+def test_start_waits_for_the_metrics_endpoint_that_triton_opens_after_http(tmp_path):
+    """Triton's main starts the metrics endpoint after HTTP, so /v2/health/ready can answer while /metrics still
+    refuses connections (a test reading a metric first thing failed so in CI). Played here by an HTTP server that is
+    ready at once and a metrics server that opens 0.5 s later: the wait must last until both answer."""
+    import http.server
+    import subprocess
+    import threading
+    import time
+
+    from model_repo.local_server import LOOPBACK, Endpoints
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    health = http.server.ThreadingHTTPServer((LOOPBACK, 0), Answer)
+    with socket.socket() as reserved:
+        reserved.bind((LOOPBACK, 0))
+        metrics_port = reserved.getsockname()[1]
+    servers = [health]
+
+    def open_metrics_later():
+        time.sleep(0.5)
+        servers.append(http.server.ThreadingHTTPServer((LOOPBACK, metrics_port), Answer))
+        servers[-1].serve_forever()
+
+    threading.Thread(target=health.serve_forever, daemon=True).start()
+    threading.Thread(target=open_metrics_later, daemon=True).start()
+    server = TritonServer(tmp_path, startup_timeout_s=10)
+    server._process = subprocess.Popen(["sleep", "30"])  # stands for the running tritonserver
+    try:
+        started = time.monotonic()
+        server._wait_ready(Endpoints(LOOPBACK, health.server_address[1], 0, metrics_port))
+        waited = time.monotonic() - started
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server._process.kill()
+        server._process.wait()
+        for each in servers:
+            each.shutdown()
+            each.server_close()
+    assert waited >= 0.5
+
+
 def test_a_model_that_fails_to_load_gives_a_clear_error_with_the_log(tmp_path):
     repo = tmp_path / "repo"
     tiny_model(repo, "good")
