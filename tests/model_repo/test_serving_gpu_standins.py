@@ -117,10 +117,23 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
         tensors[1].set_data_from_numpy(rate)
         return tensors
 
+    def counts_once(requests: int) -> dict[str, float]:
+        """The counters once at least `requests` requests are counted and two readings 0.2 s apart agree: Triton
+        counts a request just after its response has left, so a reading taken right after a response can miss it
+        (CI once saw the warm call counted after `before`, 10 counted for 9 sent)."""
+        names = ("nv_inference_count", "nv_inference_exec_count")
+        previous, deadline = None, time.monotonic() + 10
+        current = {n: checks.metric(server, n, "asr") for n in names}
+        while (current["nv_inference_count"] < requests or current != previous) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            previous, current = current, {n: checks.metric(server, n, "asr") for n in names}
+        return current
+
     client = triton_calls.grpc_client(server.endpoints.grpc)
     try:
+        counted = checks.metric(server, "nv_inference_count", "asr")
         client.infer("asr", inputs(lengths[0]))  # warm: the first call's set-up is not what is measured
-        before = {n: checks.metric(server, n, "asr") for n in ("nv_inference_count", "nv_inference_exec_count")}
+        before = counts_once(counted + 1)
         done: queue.Queue = queue.Queue()
         sent = [blocker_samples, *lengths]
         for samples in sent:  # one connection, back to back, behind the blocker
@@ -129,13 +142,7 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
     finally:
         client.close()
 
-    def counts():
-        return {n: checks.metric(server, n, "asr") for n in before}
-
-    after, deadline = counts(), time.monotonic() + 10
-    while after["nv_inference_count"] < before["nv_inference_count"] + len(sent) and time.monotonic() < deadline:
-        time.sleep(0.1)  # Triton counts a request just after its response has left
-        after = counts()
+    after = counts_once(before["nv_inference_count"] + len(sent))
     assert [error for _, error in results] == [None] * len(sent)
     assert [result.as_numpy("TRANSCRIPT").shape for result, _ in results] == [(1, 1)] * len(sent)
     assert after["nv_inference_count"] - before["nv_inference_count"] == len(sent)
