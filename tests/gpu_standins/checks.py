@@ -70,6 +70,20 @@ def metric(server: TritonServer, name: str, model: str) -> float:
     return sum(float(v) for v in pattern.findall(text))
 
 
+def counters(server: TritonServer, model: str, names: tuple[str, ...], *, requests: float = 0) -> dict[str, float]:
+    """``model``'s metrics ``names`` once at least ``requests`` requests are counted (``nv_inference_count``, or
+    the first name) and two readings 0.2 s apart agree, or after 10 s. Triton counts a request just after its
+    response has left, so a reading taken right after the last response can still miss it (CI once saw a warm-up
+    call counted after the reading meant to follow it)."""
+    count = "nv_inference_count" if "nv_inference_count" in names else names[0]
+    previous, deadline = None, time.monotonic() + 10
+    current = {n: metric(server, n, model) for n in names}
+    while (current[count] < requests or current != previous) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        previous, current = current, {n: metric(server, n, model) for n in names}
+    return current
+
+
 def check_voice_turn(server: TritonServer, speech: np.ndarray, max_tokens: int = 60) -> TurnResult:
     """One spoken turn: every stage's output has its shape, text and audio stream, the stream ends final."""
     client = triton_calls.grpc_client(server.endpoints.grpc)

@@ -77,12 +77,11 @@ def test_one_tts_instance_speaks_concurrent_turns_without_queueing_them(standin_
         finally:
             client.close()
 
-    before = {
-        n: checks.metric(server, n, "tts") for n in ("nv_inference_request_success", "nv_inference_queue_duration_us")
-    }
+    names = ("nv_inference_request_success", "nv_inference_queue_duration_us")
+    before = checks.counters(server, "tts", names)
     with ThreadPoolExecutor(3) as pool:
         streams = list(pool.map(speak, range(3)))
-    after = {n: checks.metric(server, n, "tts") for n in before}
+    after = checks.counters(server, "tts", names, requests=before["nv_inference_request_success"] + 3)
     assert all(s[-1].final and sum(r.outputs["AUDIO"].size for r in s if "AUDIO" in r.outputs) for s in streams)
     assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 3
     queued_ms = (after["nv_inference_queue_duration_us"] - before["nv_inference_queue_duration_us"]) / 1000 / 3
@@ -96,7 +95,6 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
     A long utterance sent first keeps the one instance busy while the eight arrive, so they meet in the queue even
     on a loaded machine (sent alone, a slow client could let each execute before the next arrives)."""
     import queue
-    import time
 
     import tritonclient.grpc as grpcclient
 
@@ -117,23 +115,12 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
         tensors[1].set_data_from_numpy(rate)
         return tensors
 
-    def counts_once(requests: int) -> dict[str, float]:
-        """The counters once at least `requests` requests are counted and two readings 0.2 s apart agree: Triton
-        counts a request just after its response has left, so a reading taken right after a response can miss it
-        (CI once saw the warm call counted after `before`, 10 counted for 9 sent)."""
-        names = ("nv_inference_count", "nv_inference_exec_count")
-        previous, deadline = None, time.monotonic() + 10
-        current = {n: checks.metric(server, n, "asr") for n in names}
-        while (current["nv_inference_count"] < requests or current != previous) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            previous, current = current, {n: checks.metric(server, n, "asr") for n in names}
-        return current
-
+    names = ("nv_inference_count", "nv_inference_exec_count")
     client = triton_calls.grpc_client(server.endpoints.grpc)
     try:
-        counted = checks.metric(server, "nv_inference_count", "asr")
+        counted = checks.counters(server, "asr", names)["nv_inference_count"]
         client.infer("asr", inputs(lengths[0]))  # warm: the first call's set-up is not what is measured
-        before = counts_once(counted + 1)
+        before = checks.counters(server, "asr", names, requests=counted + 1)
         done: queue.Queue = queue.Queue()
         sent = [blocker_samples, *lengths]
         for samples in sent:  # one connection, back to back, behind the blocker
@@ -142,7 +129,7 @@ def test_utterances_of_different_lengths_share_an_asr_batch(standin_pools, speec
     finally:
         client.close()
 
-    after = counts_once(before["nv_inference_count"] + len(sent))
+    after = checks.counters(server, "asr", names, requests=before["nv_inference_count"] + len(sent))
     assert [error for _, error in results] == [None] * len(sent)
     assert [result.as_numpy("TRANSCRIPT").shape for result, _ in results] == [(1, 1)] * len(sent)
     assert after["nv_inference_count"] - before["nv_inference_count"] == len(sent)

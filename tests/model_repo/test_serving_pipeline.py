@@ -103,9 +103,9 @@ def test_a_client_that_asks_for_audio_only_gets_audio_only(serving, speech_sampl
     ]
 
 
-def _pipeline_counters(serving) -> dict[str, float]:
+def _pipeline_counters(serving, requests: float = 0) -> dict[str, float]:
     names = ("nv_inference_request_success", "nv_inference_request_failure", "nv_inference_queue_duration_us")
-    return {name: serving.metric(name, "voice_pipeline") for name in names}
+    return checks.counters(serving, "voice_pipeline", names, requests=requests)
 
 
 def test_a_cancelled_turn_is_completed_with_the_final_flag(triton, speech_sample):
@@ -121,7 +121,7 @@ def test_one_instance_serves_concurrent_turns_without_queueing_them(serving, spe
     before = _pipeline_counters(serving)
     with ThreadPoolExecutor(turns) as pool:
         results = list(pool.map(lambda _: voice_turn(serving, speech_sample, 40), range(turns)))
-    after = _pipeline_counters(serving)
+    after = _pipeline_counters(serving, before["nv_inference_request_success"] + turns)
     assert all(r[-1].final for r in results)
     requests = after["nv_inference_request_success"] - before["nv_inference_request_success"]
     queued_ms = (after["nv_inference_queue_duration_us"] - before["nv_inference_queue_duration_us"]) / 1000
