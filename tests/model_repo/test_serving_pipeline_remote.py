@@ -28,6 +28,7 @@ from model_repo import catalog, render
 from model_repo.local_server import TritonServer
 from platform_spec.serving import triton_settings
 from platform_spec.settings import load_stack_settings
+from tests.gpu_standins import checks
 from tests.model_repo.conftest import Serving, check_streamed_while_generating, voice_turn
 
 pytestmark = pytest.mark.triton
@@ -122,9 +123,10 @@ def test_the_pipeline_streams_the_llm_of_the_other_pools_server_over_grpc(pools,
     llm, speech = pools
     with _serving(llm) as llm_serving, _serving(speech) as speech_serving:
         assert "llm_chat" not in _ready(speech_serving) and _ready(llm_serving) == {"llm_chat"}
-        before = llm_serving.metric("nv_inference_request_success", "llm_chat")
+        served = ("nv_inference_request_success",)
+        before = checks.counters(llm_serving, "llm_chat", served)[served[0]]
         turn = voice_turn(speech_serving, speech_sample, MAX_TOKENS)
-        after = llm_serving.metric("nv_inference_request_success", "llm_chat")
+        after = checks.counters(llm_serving, "llm_chat", served, requests=before + 1)[served[0]]
 
     first = turn[0].outputs
     assert set(first) == {"TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES"}
