@@ -64,10 +64,14 @@ def pools(speech_repository: Path, llm_repository: Path, work_dir: Path) -> Iter
 
 
 def metric(server: TritonServer, name: str, model: str) -> float:
-    """A Triton metric of ``model``, summed over its versions."""
+    """A Triton metric of ``model``, summed over its versions (Triton exports each from the model's load on, so a
+    missing one is a wrong name or an unloaded model, not a zero)."""
     text = urllib.request.urlopen(server.endpoints.metrics_url, timeout=10).read().decode()
     pattern = re.compile(rf'^{name}\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} (\S+)$', re.MULTILINE)
-    return sum(float(v) for v in pattern.findall(text))
+    values = [float(v) for v in pattern.findall(text)]
+    if not values:
+        raise AssertionError(f"metric {name} for model {model} not found at {server.endpoints.metrics_url}")
+    return sum(values)
 
 
 def counters(server: TritonServer, model: str, names: tuple[str, ...], *, requests: float = 0) -> dict[str, float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import shutil
 import time
 import urllib.request
@@ -32,6 +31,7 @@ from local.speech_sample import speech_sample as make_speech_sample
 from local.voice_turn import pipeline_inputs
 from model_repo import catalog, render
 from model_repo.local_server import TritonServer
+from tests.gpu_standins import checks
 
 SPEECH_TEXT = "Hello, I cannot hear the other person during my calls. How do I fix the audio?"
 LEAD_SILENCE_S = 1.5  # known silence (then only noise) before the speech
@@ -162,12 +162,7 @@ class Serving:
 
     def metric(self, name: str, model: str) -> float:
         """The value of a Triton metric for ``model`` (summed over its versions)."""
-        text = urllib.request.urlopen(self.endpoints.metrics_url, timeout=10).read().decode()
-        pattern = re.compile(rf'^{name}\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} (\S+)$', re.MULTILINE)
-        values = [float(v) for v in pattern.findall(text)]
-        if not values:
-            raise AssertionError(f"metric {name} for model {model} not found at {self.endpoints.metrics_url}")
-        return sum(values)
+        return checks.metric(self, name, model)
 
 
 def voice_turn(serving: Serving, speech_sample: SpeechSample, max_tokens: int) -> list[StreamResponse]:
