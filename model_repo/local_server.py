@@ -397,7 +397,7 @@ class TritonServer:
         """Until the server is ready and every endpoint answers: Triton starts the metrics endpoint after HTTP
         (``StartEndpoints`` in its main.cc), so a ready HTTP health check alone can precede a refused /metrics."""
         deadline = time.monotonic() + self.startup_timeout_s
-        urls = [f"{endpoints.http_url}/v2/health/ready", endpoints.metrics_url]
+        urls = (f"{endpoints.http_url}/v2/health/ready", endpoints.metrics_url)
         while time.monotonic() < deadline:
             assert self._process is not None
             code = self._process.poll()
@@ -406,9 +406,7 @@ class TritonServer:
                     f"tritonserver exited with code {code} before becoming ready "
                     f"(repository {self.model_repository}); {self._failure_report()}"
                 )
-            while urls and _answers(urls[0]):
-                urls.pop(0)
-            if not urls:
+            if all(_answers(url) for url in urls):
                 return
             time.sleep(0.25)
         raise TritonStartError(

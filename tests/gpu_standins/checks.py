@@ -75,14 +75,13 @@ def metric(server: TritonServer, name: str, model: str) -> float:
 
 
 def counters(server: TritonServer, model: str, names: tuple[str, ...], *, requests: float = 0) -> dict[str, float]:
-    """``model``'s metrics ``names`` once at least ``requests`` requests are counted (``nv_inference_count``, or
-    the first name) and two readings 0.2 s apart agree, or after 10 s. Triton counts a request just after its
-    response has left, so a reading taken right after the last response can still miss it (CI once saw a warm-up
-    call counted after the reading meant to follow it)."""
-    count = "nv_inference_count" if "nv_inference_count" in names else names[0]
+    """``model``'s metrics ``names`` once the first of them (the request count) reaches ``requests`` and two readings
+    0.2 s apart agree, or after 10 s. Triton counts a request just after its response has left, so a reading taken
+    right after the last response can still miss it (CI once saw a warm-up call counted after the reading meant to
+    follow it)."""
     previous, deadline = None, time.monotonic() + 10
     current = {n: metric(server, n, model) for n in names}
-    while (current[count] < requests or current != previous) and time.monotonic() < deadline:
+    while (current[names[0]] < requests or current != previous) and time.monotonic() < deadline:
         time.sleep(0.2)
         previous, current = current, {n: metric(server, n, model) for n in names}
     return current

@@ -126,7 +126,7 @@ def test_start_waits_for_the_metrics_endpoint_that_triton_opens_after_http(tmp_p
     import threading
     import time
 
-    from model_repo.local_server import LOOPBACK, Endpoints
+    from model_repo.local_server import LOOPBACK, Endpoints, free_port
 
     class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -137,10 +137,7 @@ def test_start_waits_for_the_metrics_endpoint_that_triton_opens_after_http(tmp_p
             pass
 
     health = http.server.ThreadingHTTPServer((LOOPBACK, 0), Answer)
-    with socket.socket() as reserved:
-        reserved.bind((LOOPBACK, 0))
-        metrics_port = reserved.getsockname()[1]
-    servers = [health]
+    metrics_port, servers = free_port(), [health]
 
     def open_metrics_later():
         time.sleep(0.5)

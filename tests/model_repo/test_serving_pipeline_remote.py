@@ -123,10 +123,10 @@ def test_the_pipeline_streams_the_llm_of_the_other_pools_server_over_grpc(pools,
     llm, speech = pools
     with _serving(llm) as llm_serving, _serving(speech) as speech_serving:
         assert "llm_chat" not in _ready(speech_serving) and _ready(llm_serving) == {"llm_chat"}
-        served = ("nv_inference_request_success",)
-        before = checks.counters(llm_serving, "llm_chat", served)[served[0]]
+        served = "nv_inference_request_success"
+        before = checks.counters(llm_serving, "llm_chat", (served,))[served]
         turn = voice_turn(speech_serving, speech_sample, MAX_TOKENS)
-        after = checks.counters(llm_serving, "llm_chat", served, requests=before + 1)[served[0]]
+        after = checks.counters(llm_serving, "llm_chat", (served,), requests=before + 1)[served]
 
     first = turn[0].outputs
     assert set(first) == {"TRANSCRIPT", "SPEECH_SEGMENTS", "PASSAGES"}
